@@ -1,0 +1,44 @@
+# Two commands from a fresh machine: `make demo` and `make test`.
+# Python 3.12 is taken from `python3.12` or, failing that, `python3`
+# (pyenv and uv honour .python-version).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3)
+STAMP := $(VENV)/.installed
+# JAX's persistent compilation cache makes a fresh process's first fits fast.
+export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0.5
+export MPLBACKEND ?= Agg
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test lint docs bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if v >= (3, 12) else f"Python >= 3.12 is needed, found {sys.version.split()[0]} at {sys.executable}; install 3.12 (pyenv install 3.12 or uv python install 3.12)")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	set -o pipefail; $(PY) -m pip install -q -e ".[test,docs]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m models
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check mleppl models tests benchmarks
+	$(VENV)/bin/ruff format --check mleppl models tests benchmarks
+
+test: $(STAMP) lint
+	$(PY) -m pytest -q
+	$(MAKE) docs
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --quiet --site-dir .cache/site
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_logistic.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,34 @@
+"""mleppl: exact maximum-likelihood fits of NumPyro models.
+
+The public surface is re-exported here; implementation lives in private
+modules laid out along the data flow (model → likelihood → optimizer →
+covariance → result → summaries).
+"""
+
+from ._fit import METHODS, fit_mle
+from ._likelihood import NegLogLik, negloglik
+from ._result import MLEResult
+from ._warnings import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    HessianWarning,
+    IdentifiabilityWarning,
+    MLEWarning,
+    SeparationWarning,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "fit_mle",
+    "negloglik",
+    "NegLogLik",
+    "MLEResult",
+    "METHODS",
+    "MLEWarning",
+    "ConvergenceWarning",
+    "HessianWarning",
+    "SeparationWarning",
+    "IdentifiabilityWarning",
+    "BoundaryWarning",
+]

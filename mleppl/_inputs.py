@@ -1,0 +1,111 @@
+"""The data boundary: the user's positional and keyword arguments to the model.
+
+Array-like arguments (NumPy, JAX, pandas) become the traced inputs of the
+compiled fit, converted to float64 (floating), int64 (integer) or bool.
+Everything else (Python scalars, strings, None, callables) is static: it is
+part of the compilation key. Nothing the caller passed is ever written to.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+__all__ = ["Inputs", "split_inputs"]
+
+
+class Inputs(NamedTuple):
+    leaves: tuple[np.ndarray, ...]  # dynamic (array) leaves
+    labels: tuple[str, ...]  # argument label of each dynamic leaf, for messages
+    key: Any  # hashable static description (compilation cache key)
+    rebuild: Callable  # leaves -> (args, kwargs)
+
+
+def _is_array_like(x) -> bool:
+    if isinstance(x, (np.ndarray, np.generic, jax.Array)):
+        return True
+    mod = type(x).__module__ or ""
+    return mod.startswith("pandas") and hasattr(x, "to_numpy")
+
+
+def _convert(x, label: str) -> np.ndarray:
+    if hasattr(x, "to_numpy") and not isinstance(x, (np.ndarray, jax.Array)):
+        try:
+            x = x.to_numpy()
+        except Exception as e:  # noqa: BLE001 - report any pandas conversion failure
+            raise TypeError(f"argument {label}: expected numeric data, got {type(x).__name__} ({e})") from e
+    a = np.asarray(x)
+    if a.dtype == bool:
+        return a
+    if np.issubdtype(a.dtype, np.floating):
+        return a.astype(np.float64, copy=False)
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.int64, copy=False)
+    raise TypeError(
+        f"argument {label}: expected a numeric or boolean array, got dtype {a.dtype}"
+        + (
+            " (object arrays, e.g. pandas columns of mixed type, must be converted first)"
+            if a.dtype == object
+            else ""
+        )
+    )
+
+
+def _labels(model: Callable, n_args: int, kw_names: list[str]) -> list[str]:
+    try:
+        params = list(inspect.signature(model).parameters.values())
+    except (TypeError, ValueError):
+        params = []
+    pos = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    out = [f"'{pos[i]}'" if i < len(pos) else f"#{i} (positional)" for i in range(n_args)]
+    return out + [f"'{k}'" for k in kw_names]
+
+
+def _hashable(x) -> bool:
+    try:
+        hash(x)
+        return True
+    except TypeError:
+        return False
+
+
+def split_inputs(model: Callable, args: tuple, kwargs: dict) -> Inputs:
+    """Split the model's arguments into array leaves and a static, hashable rest."""
+    top_labels = _labels(model, len(args), list(kwargs))
+    tops = list(args) + list(kwargs.values())
+    leaves, labels, static = [], [], []
+    structure = []
+    for top, label in zip(tops, top_labels):
+        flat, treedef = jax.tree_util.tree_flatten(top, is_leaf=_is_array_like)
+        kinds = []
+        for j, leaf in enumerate(flat):
+            lab = label if len(flat) == 1 else f"{label}[{j}]"
+            if _is_array_like(leaf):
+                arr = _convert(leaf, lab)
+                leaves.append(arr)
+                labels.append(lab)
+                kinds.append(("array", arr.shape, arr.dtype.str))
+            else:
+                ident = leaf if _hashable(leaf) else ("id", id(leaf))
+                kinds.append(("static", type(leaf).__name__, ident))
+                static.append(leaf)
+        structure.append((treedef, tuple(kinds)))
+    n_args = len(args)
+    kw_names = tuple(kwargs)
+    key = (n_args, kw_names, tuple(structure))
+    static_t = tuple(static)
+
+    def rebuild(dyn):
+        dyn = list(dyn)
+        st = list(static_t)
+        tops_out = []
+        for treedef, kinds in structure:
+            vals = [dyn.pop(0) if k[0] == "array" else st.pop(0) for k in kinds]
+            tops_out.append(jax.tree_util.tree_unflatten(treedef, vals))
+        return tuple(tops_out[:n_args]), dict(zip(kw_names, tops_out[n_args:]))
+
+    return Inputs(tuple(leaves), tuple(labels), key, rebuild)

@@ -1,0 +1,267 @@
+"""The one adapter between mleppl and NumPyro's internals.
+
+Everything that reads a NumPyro trace, swaps a distribution, or calls an
+experimental helper of ``numpyro.infer.util`` lives here, so that a NumPyro
+upgrade touches one file.
+
+Vocabulary
+----------
+free site
+    A latent continuous ``numpyro.sample`` site or a ``numpyro.param`` site:
+    a parameter of the likelihood.
+observed site
+    A ``numpyro.sample`` site with ``obs=`` data; its log-density is the
+    likelihood.
+imputed site
+    The ``<name>_unobserved`` site NumPyro creates for ``obs_mask``: it is
+    neither data nor parameter. Its log-density is dropped (integrating out
+    a missing observation multiplies the likelihood by one) and its value is
+    held at a fixed point of the support.
+deterministic site
+    A ``numpyro.deterministic`` site: a derived quantity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro import handlers
+from numpyro.distributions import ImproperUniform, constraints
+from numpyro.distributions.transforms import biject_to
+from numpyro.infer.initialization import init_to_median, init_to_uniform
+from numpyro.primitives import Messenger
+
+__all__ = [
+    "Site",
+    "ModelSites",
+    "classify_sites",
+    "prior_free",
+    "trace_model",
+    "trace_with_values",
+    "loglik_terms",
+    "log_density",
+    "initial_values",
+]
+
+
+class Site(NamedTuple):
+    """Static description of one free site."""
+
+    name: str
+    kind: str  # "sample" or "param"
+    shape: tuple[int, ...]  # constrained shape
+    unconstrained_shape: tuple[int, ...]
+    support: Any  # numpyro constraint
+    transform: Any  # unconstrained -> constrained
+
+
+class ModelSites(NamedTuple):
+    """Static classification of a model's sites, from one trace with data."""
+
+    free: tuple[Site, ...]
+    observed: tuple[str, ...]
+    deterministic: tuple[tuple[str, tuple[int, ...]], ...]
+    imputed: tuple[tuple[str, Any], ...]  # (name, fixed value)
+    plates: tuple[tuple[str, int], ...]  # (plate name, full size)
+
+
+class _DropPriors(Messenger):
+    """Replace the prior of each named free site with a flat density on its support.
+
+    Plates and masks inside the model are applied before this (outer) handler, so
+    ``fn.batch_shape`` already carries the plate dimensions. Imputed sites also
+    get a flat density and a fixed value.
+    """
+
+    def __init__(self, fn=None, free=(), imputed=()):
+        self.free = frozenset(free)
+        self.imputed = dict(imputed)
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] != "sample" or msg["is_observed"]:
+            return
+        name = msg["name"]
+        if name in self.free or name in self.imputed:
+            fn = msg["fn"]
+            msg["fn"] = ImproperUniform(fn.support, fn.batch_shape, fn.event_shape)
+        if name in self.imputed and msg["value"] is None:
+            msg["value"] = self.imputed[name]
+
+
+def prior_free(model: Callable, sites: ModelSites) -> Callable:
+    """The model with every prior dropped: flat densities on the free sites' supports.
+
+    Observed sites are untouched, so the joint log-density of the returned model
+    at any parameter value equals the log-likelihood there.
+    """
+    names = [s.name for s in sites.free if s.kind == "sample"]
+    return _DropPriors(model, free=names, imputed=sites.imputed)
+
+
+def trace_model(model: Callable, args: tuple, kwargs: dict, rng_key) -> dict:
+    """Trace the original model (priors included) once, sampling latent sites."""
+    return handlers.trace(handlers.seed(model, rng_key)).get_trace(*args, **kwargs)
+
+
+def trace_with_values(model: Callable, args: tuple, kwargs: dict, values: dict) -> dict:
+    """Trace a model with the given constrained values substituted at their sites."""
+    return handlers.trace(handlers.substitute(model, data=values)).get_trace(*args, **kwargs)
+
+
+def _is_imputed(name: str, tr: dict) -> bool:
+    """True for the ``<base>_unobserved`` site that ``obs_mask`` creates."""
+    if not name.endswith("_unobserved"):
+        return False
+    base = name[: -len("_unobserved")]
+    observed = tr.get(base + "_observed")
+    det = tr.get(base)
+    return (
+        observed is not None
+        and observed["type"] == "sample"
+        and observed["is_observed"]
+        and det is not None
+        and det["type"] == "deterministic"
+    )
+
+
+def _fixed_point(support, shape):
+    """A data-independent value inside ``support`` for an imputed site."""
+    if support.is_discrete:
+        return jnp.zeros(shape, dtype=jnp.result_type(int))
+    t = biject_to(support)
+    return t(jnp.zeros(t.inverse_shape(shape)))
+
+
+def classify_sites(tr: dict) -> ModelSites:
+    """Classify the sites of a trace made with the data.
+
+    Raises
+    ------
+    ValueError
+        For a discrete latent site (it must be marginalized) or a model with
+        no observed site.
+    """
+    free, observed, det, imputed = [], [], [], []
+    plates: dict[str, int] = {}
+    masked_bases = set()
+    for name, site in tr.items():
+        for frame in site.get("cond_indep_stack", ()) or ():
+            plates.setdefault(frame.name, int(frame.size))
+        if site["type"] == "sample":
+            fn = site["fn"]
+            if site["is_observed"]:
+                observed.append(name)
+                continue
+            shape = tuple(jnp.shape(site["value"]))
+            if _is_imputed(name, tr):
+                imputed.append((name, _fixed_point(fn.support, shape)))
+                masked_bases.add(name[: -len("_unobserved")])
+                continue
+            if fn.support.is_discrete:
+                raise ValueError(
+                    f"site '{name}' is a discrete latent variable ({type(fn).__name__}); "
+                    "expected continuous latent sites only: a discrete latent variable "
+                    "cannot be point-estimated by gradients and must be marginalized "
+                    "(sum it out in the model, e.g. with MixtureSameFamily)"
+                )
+            t = biject_to(fn.support)
+            free.append(Site(name, "sample", shape, tuple(t.inverse_shape(shape)), fn.support, t))
+        elif site["type"] == "param":
+            constraint = site["kwargs"].get("constraint", constraints.real)
+            shape = tuple(jnp.shape(site["value"]))
+            t = biject_to(constraint)
+            free.append(Site(name, "param", shape, tuple(t.inverse_shape(shape)), constraint, t))
+        elif site["type"] == "deterministic":
+            det.append((name, tuple(jnp.shape(site["value"]))))
+    det = [(n, s) for n, s in det if n not in masked_bases]
+    return ModelSites(tuple(free), tuple(observed), tuple(det), tuple(imputed), tuple(plates.items()))
+
+
+def log_density(model: Callable, args: tuple, kwargs: dict, values: dict):
+    """Joint log-density (scale and mask applied) and the trace, via NumPyro."""
+    from numpyro.infer.util import log_density as _log_density
+
+    return _log_density(model, args, kwargs, values)
+
+
+def loglik_terms(tr: dict, observed: tuple[str, ...]) -> dict[str, tuple[jax.Array, jax.Array]]:
+    """Per-observation log-likelihood terms of the observed sites of a trace.
+
+    Returns, for each observed site, ``(terms, weight)`` over the site's batch
+    shape: ``terms`` is ``log p(y | θ)`` times the site's scale with masked
+    entries set to zero; ``weight`` is the mask as 0/1 times the scale.
+    ``terms.sum()`` over all sites is exactly NumPyro's log-density of the
+    observed part.
+    """
+    out = {}
+    for name in observed:
+        site = tr[name]
+        fn = site["fn"]
+        lp = fn.log_prob(site["value"])
+        mask = site.get("mask")
+        if mask is None:
+            weight = jnp.ones(jnp.shape(lp))
+        else:
+            weight = jnp.broadcast_to(jnp.asarray(mask, dtype=lp.dtype), jnp.shape(lp))
+        scale = site.get("scale")
+        if scale is not None:
+            weight = weight * scale
+        out[name] = (jnp.where(weight != 0, lp, 0.0) * weight, weight)
+    return out
+
+
+def observed_shape_problem(tr: dict, name: str) -> str | None:
+    """A message if the data at an observed site do not match its distribution's shape."""
+    site = tr[name]
+    fn = site["fn"]
+    expected = tuple(fn.batch_shape) + tuple(fn.event_shape)
+    got = tuple(jnp.shape(site["value"]))
+    if got != expected:
+        return (
+            f"observed site '{name}': expected data of shape {expected} (from its "
+            f"distribution {type(fn).__name__} and its plates), got shape {got}"
+        )
+    return None
+
+
+def observed_nonfinite(tr: dict, name: str) -> int:
+    """Number of non-finite data values at an observed site that are not masked out."""
+    site = tr[name]
+    value = np.asarray(site["value"])
+    if not np.issubdtype(value.dtype, np.number):
+        return 0
+    bad = ~np.isfinite(value)
+    mask = site.get("mask")
+    if mask is not None:
+        fn = site["fn"]
+        m = np.asarray(mask)
+        m = np.broadcast_to(m.reshape(m.shape + (1,) * fn.event_dim), value.shape) if m.ndim else m
+        bad = bad & m.astype(bool)
+    return int(np.sum(bad))
+
+
+def initial_values(model: Callable, args: tuple, kwargs: dict, rng_key, attempt: int) -> dict:
+    """Constrained start values for the free sites of the ORIGINAL model.
+
+    Attempt 0 uses the prior median; later attempts draw uniformly in
+    (-2, 2) on the unconstrained scale (NumPyro's default for MCMC).
+    ``numpyro.param`` sites keep their declared initial value.
+    """
+    strategy = init_to_median(num_samples=15) if attempt == 0 else init_to_uniform(radius=2)
+    key = jax.random.fold_in(rng_key, attempt)
+    seeded = handlers.seed(model, key)
+    tr = handlers.trace(handlers.substitute(seeded, substitute_fn=strategy)).get_trace(*args, **kwargs)
+    return tr
+
+
+def value_of(tr: dict, name: str):
+    return tr[name]["value"]
+
+
+def is_discrete_support(support) -> bool:
+    return bool(support.is_discrete)

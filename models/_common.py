@@ -1,0 +1,27 @@
+"""Shared helpers for the model library."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def read_csv(name: str) -> pd.DataFrame:
+    """Read a bundled dataset from ``models/data``."""
+    return pd.read_csv(DATA / name)
+
+
+@dataclass(frozen=True)
+class Example:
+    """A model's bundled data, ready to pass as ``fit_mle(model, *args, **kwargs)``."""
+
+    name: str
+    args: tuple
+    kwargs: dict
+    description: str
+    labels: dict = field(default_factory=dict)  # site -> list of human labels
+    observed: str = "y"  # keyword carrying the observed data
