@@ -28,7 +28,9 @@ def assert_rel(actual, expected, rtol, what=""):
     actual = np.asarray(actual, dtype=float)
     expected = np.asarray(expected, dtype=float)
     err = np.max(np.abs(actual - expected) / np.maximum(np.abs(expected), 1e-300))
-    assert err <= rtol, f"{what}: max relative error {err:.3g} > {rtol:.0e}\nactual   {actual}\nexpected {expected}"
+    assert err <= rtol, (
+        f"{what}: max relative error {err:.3g} > {rtol:.0e}\nactual   {actual}\nexpected {expected}"
+    )
 
 
 @pytest.fixture(scope="session")
