@@ -265,3 +265,120 @@ def value_of(tr: dict, name: str):
 
 def is_discrete_support(support) -> bool:
     return bool(support.is_discrete)
+
+
+# --------------------------------------------------------------------------
+# Prediction and ArviZ export (issue 4): small additive helpers.
+
+
+def observation_mask(tr: dict, name: str) -> np.ndarray | None:
+    """Boolean mask over the batch shape of an observed site (True = observed), or None.
+
+    Combines ``handlers.mask``/``obs_mask`` (a ``MaskedDistribution`` or the
+    site's ``mask`` entry) into one array; None when nothing is masked.
+    """
+    from numpyro.distributions.distribution import MaskedDistribution
+
+    site = tr[name]
+    fn = site["fn"]
+    batch = tuple(fn.batch_shape)
+    m = np.ones(batch, dtype=bool)
+    masked = False
+    if site.get("mask") is not None:
+        m = m & np.broadcast_to(np.asarray(site["mask"], dtype=bool), batch)
+        masked = True
+    while fn is not None:
+        if isinstance(fn, MaskedDistribution) and not isinstance(fn._mask, bool):
+            m = m & np.broadcast_to(np.asarray(fn._mask, dtype=bool), batch)
+            masked = True
+        elif isinstance(fn, MaskedDistribution) and fn._mask is False:
+            m = np.zeros(batch, dtype=bool)
+            masked = True
+        fn = getattr(fn, "base_dist", None)
+    return m if masked else None
+
+
+def base_distribution(fn):
+    """The distribution under NumPyro's wrappers (expand, mask, independent)."""
+    from numpyro.distributions.distribution import ExpandedDistribution, Independent, MaskedDistribution
+
+    while isinstance(fn, (ExpandedDistribution, Independent, MaskedDistribution)):
+        fn = fn.base_dist
+    return fn
+
+
+def observed_kind(tr: dict, name: str) -> str:
+    """Data type of an observed site: ``continuous``, ``count``, ``binary``,
+    ``categorical``, ``ordinal`` or ``factor`` (a ``numpyro.factor`` term)."""
+    from numpyro.distributions import Unit
+
+    fn = base_distribution(tr[name]["fn"])
+    if isinstance(fn, Unit):
+        return "factor"
+    support = fn.support
+    if not support.is_discrete:
+        return "continuous"
+    cls = type(fn).__name__
+    if cls.startswith("Ordered"):
+        return "ordinal"
+    if cls.startswith("Categorical") or cls.startswith("DiscreteUniform"):
+        return "categorical"
+    if support is constraints.boolean or cls.startswith("Bernoulli"):
+        return "binary"
+    return "count"
+
+
+def site_dims(tr: dict, name: str) -> tuple[str | None, ...]:
+    """Plate name of each dimension of a site's value (None where no plate applies)."""
+    site = tr[name]
+    ndim = len(jnp.shape(site["value"]))
+    event_dim = site["fn"].event_dim if site["type"] == "sample" else 0
+    dims: list[str | None] = [None] * ndim
+    for frame in site.get("cond_indep_stack", ()) or ():
+        i = ndim - event_dim + frame.dim
+        if 0 <= i < ndim:
+            dims[i] = frame.name
+    return tuple(dims)
+
+
+def subsampled_plates(tr: dict) -> list[str]:
+    """Names of the plates that subsample (``plate(..., subsample_size=b)`` with b < size)."""
+    out = []
+    for name, site in tr.items():
+        if site["type"] == "plate":
+            size, sub = site["args"][0], site["args"][1]
+            if sub is not None and int(sub) != int(size):
+                out.append(name)
+    return out
+
+
+def replicate_observed(tr: dict, observed: tuple[str, ...], rng_key) -> dict[str, jax.Array]:
+    """One draw of each observed site from its distribution in the trace (the likelihood at θ)."""
+    out = {}
+    for i, name in enumerate(observed):
+        out[name] = tr[name]["fn"].sample(jax.random.fold_in(rng_key, i))
+    return out
+
+
+def log_abs_det_jacobian(sites: tuple[Site, ...], unconstrained: dict) -> jax.Array:
+    """Σ over free sites of log|det ∂θ/∂z| at the unconstrained values (for approximate-posterior LOO)."""
+    total = jnp.zeros(())
+    for s in sites:
+        u = unconstrained[s.name]
+        total = total + jnp.sum(s.transform.log_abs_det_jacobian(u, s.transform(u)))
+    return total
+
+
+def predictive(model: Callable, rng_key, args: tuple, kwargs: dict, *, samples=None, params=None, num_samples=None):
+    """``numpyro.infer.Predictive``: draws of the non-fixed sites given parameter values.
+
+    ``samples`` (leading draw axis) substitutes one parameter set per draw;
+    ``params`` fixes one parameter set for all ``num_samples`` draws.
+    """
+    from numpyro.infer import Predictive
+
+    if samples is not None:
+        pred = Predictive(model, posterior_samples=samples, batch_ndims=1)
+    else:
+        pred = Predictive(model, params=params, num_samples=num_samples, batch_ndims=1)
+    return pred(rng_key, *args, **kwargs)

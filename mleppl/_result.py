@@ -145,6 +145,19 @@ class MLEResult:
 
         return conf_int(self, level=level, method=method, **options)
 
+    # ----------------------------------------------------------- ArviZ and prediction
+    def to_datatree(self, *, num_samples: int = 1000, rng_key=None, uncertainty: bool = True, **options):
+        """The fit as an ArviZ 1.x DataTree; see :func:`mleppl._arviz.to_datatree`."""
+        from ._arviz import to_datatree
+
+        return to_datatree(self, num_samples=num_samples, rng_key=rng_key, uncertainty=uncertainty, **options)
+
+    def predictive(self, rng_key, *args, num_samples: int = 1000, uncertainty: bool = False, **model_kwargs):
+        """Predictive draws, site -> ``(S, ...)``; see :func:`mleppl._predictive.predictive`."""
+        from ._predictive import predictive
+
+        return predictive(self, rng_key, *args, num_samples=num_samples, uncertainty=uncertainty, **model_kwargs)
+
     def __repr__(self) -> str:
         status = "converged" if self.converged else "NOT converged"
         return (

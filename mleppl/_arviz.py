@@ -1,0 +1,477 @@
+r"""Export a maximum-likelihood fit as an ArviZ 1.x ``DataTree``.
+
+The only module that imports ArviZ (``arviz_base``, ``arviz_stats``). The tree
+looks like the result of a sampler so that ``az.summary``, ``az.loo``,
+``az.compare`` and the ``plot_ppc_*`` checks work unchanged; its attrs say
+what the "posterior" really is.
+
+Groups
+------
+posterior
+    :math:`\theta_s = \theta(z_s)`, :math:`z_s \sim N(\hat z, \Sigma_z)` drawn on
+    the unconstrained scale (shape ``(1, S, ...)``), or the point estimate as
+    one draw ``(1, 1, ...)``; deterministic sites evaluated at each draw.
+sample_stats
+    ``loglik`` (total log-likelihood per draw), ``lp`` (= loglik + log|J|, the
+    log-density of the flat-prior target on the unconstrained scale) and
+    ``log_q`` (the normal approximation's log-density; asymptotic draws only).
+log_likelihood
+    :math:`\log p(y_i \mid \theta_s)` per observation and observed site.
+posterior_predictive
+    :math:`y^{rep}_s \sim p(y \mid \theta_s)` per observed site.
+observed_data, constant_data
+    The data at the observed sites; the model's array arguments.
+mle, mle_se, mle_cov
+    The estimate and its standard errors (free and deterministic sites) and
+    ``cov`` / ``cov_z`` / ``z``: nothing of the fit is lost.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from . import _numpyro as npa
+from ._predictive import as_key, check_num_samples, draw_z, evaluate_draws
+
+__all__ = ["to_datatree", "loo", "nuts_to_datatree", "posterior_diagnostics"]
+
+ESTIMATOR = "maximum likelihood"
+
+
+class PointwiseLikelihoodError(ValueError):
+    """The model's log-likelihood does not split into terms per observation."""
+
+
+def _dims(var: str, plates: tuple[str | None, ...]) -> list[str]:
+    return [p if p is not None else f"{var}_dim_{i}" for i, p in enumerate(plates)]
+
+
+def _arg_name(label: str, i: int) -> str:
+    name = re.sub(r"[^0-9A-Za-z_]+", "_", label).strip("_")
+    return name if label.startswith("'") else f"arg{i}"
+
+
+class _Observed:
+    """How one observed site appears in the tree: its name, dims and kept entries."""
+
+    def __init__(self, tr: dict, name: str):
+        self.name = name
+        fn = tr[name]["fn"]
+        self.batch_ndim = len(fn.batch_shape)
+        self.event_dims = [f"{name}_event_{i}" for i in range(fn.event_dim)]
+        plates = npa.site_dims(tr, name)
+        self.mask = npa.observation_mask(tr, name)
+        if self.mask is None or self.mask.all():
+            self.mask = None
+            self.dims = _dims(name, plates[: self.batch_ndim]) + self.event_dims
+            self.batch_dims = self.dims[: self.batch_ndim]
+            self.coords = {}
+        else:  # masked: keep only the observed entries, along one dim indexed by position
+            dim = f"{name}_obs"
+            self.dims = [dim] + self.event_dims
+            self.batch_dims = [dim]
+            self.coords = {dim: np.flatnonzero(self.mask.ravel())}
+
+    def select(self, x: np.ndarray, lead: int) -> np.ndarray:
+        """Keep the observed entries of an array with ``lead`` leading sample axes."""
+        if self.mask is None:
+            return x
+        flat = x.reshape(x.shape[:lead] + (-1,) + x.shape[lead + self.batch_ndim :])
+        return np.take(flat, self.coords[self.batch_dims[0]], axis=lead)
+
+
+def _check_pointwise(tr: dict, observed: tuple[str, ...], kinds: dict, groups: list[str]) -> None:
+    factors = [n for n in observed if kinds[n] == "factor"]
+    sub = npa.subsampled_plates(tr)
+    if factors and "log_likelihood" in groups:
+        raise PointwiseLikelihoodError(
+            f"log_likelihood: the pointwise log-likelihood cannot be formed: site(s) {factors} "
+            "are numpyro.factor terms, expected only observed sample sites (a factor is one "
+            "number, not a term per observation); pass log_likelihood=False"
+        )
+    if sub and groups:
+        raise PointwiseLikelihoodError(
+            f"{' and '.join(groups)}: the pointwise log-likelihood cannot be formed: plate(s) "
+            f"{sub} subsample the data, expected every observation in the trace; fit and export "
+            "with full plates, or pass log_likelihood=False, posterior_predictive=False"
+        )
+
+
+def _sample_axes(x: np.ndarray) -> np.ndarray:
+    """(S, ...) -> (1, S, ...): one chain."""
+    return np.asarray(x)[None, ...]
+
+
+def _mle_groups(res, dims: dict) -> dict:
+    import xarray as xr
+
+    est, se = {}, {}
+    for name, v in {**res.params, **res.deterministic}.items():
+        d = dims.get(name, _dims(name, (None,) * np.ndim(v)))
+        est[name] = (d, np.asarray(v))
+        err = res.se.get(name, res.deterministic_se.get(name))
+        se[name] = (d, np.asarray(err))
+    pn = list(res.param_names)
+    zlab = [f"z[{i}]" for i in range(len(res.z))]
+    cov = xr.Dataset(
+        {
+            "cov": (("param", "param_bis"), np.asarray(res.cov)),
+            "z": (("z_index",), np.asarray(res.z)),
+            "cov_z": (("z_index", "z_index_bis"), np.asarray(res.cov_z)),
+        },
+        coords={"param": pn, "param_bis": pn, "z_index": zlab, "z_index_bis": zlab},
+    )
+    return {"mle": xr.Dataset(est), "mle_se": xr.Dataset(se), "mle_cov": cov}
+
+
+def _attrs(res, uncertainty: bool, num_samples: int) -> dict:
+    kind = (
+        f"{num_samples} draws from the asymptotic normal N(z_hat, Sigma_z) of the MLE on the "
+        "unconstrained scale, mapped to the constrained scale"
+        if uncertainty
+        else "the maximum-likelihood estimate as a single draw"
+    )
+    return {
+        "estimator": ESTIMATOR,
+        "posterior_kind": "asymptotic_normal" if uncertainty else "point_estimate",
+        "posterior_description": kind,
+        "cov_type": res.cov_type,
+        "loglik": float(res.loglik),
+        "aic": float(res.aic),
+        "bic": float(res.bic),
+        "nobs": int(res.nobs),
+        "n_params": int(res.n_params),
+        "converged": int(bool(res.converged)),
+        "method": res.method,
+        "inference_library": "mleppl",
+    }
+
+
+def build_datatree(
+    res,
+    bound,
+    *,
+    num_samples: int,
+    rng_key,
+    uncertainty: bool,
+    log_likelihood: bool,
+    posterior_predictive: bool,
+    predictions: dict | None = None,
+    predictions_constant_data: dict | None = None,
+    observed_names: tuple[str, ...] | None = None,
+):
+    """The DataTree of ``res`` with the data of ``bound`` (the fit's, or new data)."""
+    import jax
+    from arviz_base import from_dict
+
+    s = check_num_samples(num_samples)
+    key = as_key(rng_key)
+    k_z, k_y, k_pp = jax.random.split(key, 3)
+    tr = bound.trace
+    problem = bound.problem
+    kinds = {n: npa.observed_kind(tr, n) for n in problem.sites.observed}
+    observed = tuple(n for n in problem.sites.observed if kinds[n] != "factor")
+    if observed_names is not None:
+        observed = tuple(n for n in observed if n in observed_names)
+    groups = [
+        g
+        for g, on in (("log_likelihood", log_likelihood), ("posterior_predictive", posterior_predictive))
+        if on
+    ]
+    _check_pointwise(tr, problem.sites.observed, kinds, groups)
+
+    leaves = tuple(np.asarray(x) for x in bound.inputs.leaves)
+    z, log_q = draw_z(res, k_z, s, uncertainty)
+    if not uncertainty:
+        z = z[:1]
+    draws = evaluate_draws(problem, leaves, z, k_y, observed=observed)
+
+    fit_tr = res.fit.trace
+    dims = {st.name: _dims(st.name, npa.site_dims(fit_tr, st.name)) for st in problem.layout.sites}
+    for name, _ in problem.sites.deterministic:
+        if name in fit_tr:
+            dims[name] = _dims(name, npa.site_dims(fit_tr, name))
+    obs = {n: _Observed(tr, n) for n in observed}
+    coords: dict = {}
+    for o in obs.values():
+        dims[o.name] = o.dims
+        coords.update(o.coords)
+
+    data: dict = {
+        "posterior": {k: _sample_axes(v) for k, v in {**draws.params, **draws.deterministic}.items()},
+    }
+    total_ll = sum(np.sum(v.reshape(v.shape[0], -1), axis=1) for v in draws.loglik.values())
+    stats = {"loglik": _sample_axes(total_ll), "lp": _sample_axes(total_ll + draws.log_jacobian)}
+    if log_q is not None:
+        stats["log_q"] = _sample_axes(log_q)
+    data["sample_stats"] = stats
+    if log_likelihood:
+        data["log_likelihood"] = {n: _sample_axes(o.select(draws.loglik[n], 1)) for n, o in obs.items()}
+    if posterior_predictive:
+        reps = draws.replicates
+        if not uncertainty and s > 1:  # plug-in: S replicates at the estimate
+            reps = evaluate_draws(
+                problem, leaves, np.broadcast_to(z, (s, z.shape[1])), k_pp, observed=observed
+            ).replicates
+        data["posterior_predictive"] = {n: _sample_axes(o.select(reps[n], 1)) for n, o in obs.items()}
+    data["observed_data"] = {n: o.select(np.asarray(tr[n]["value"]), 0) for n, o in obs.items()}
+    data["constant_data"] = {
+        _arg_name(lab, i): np.asarray(x) for i, (lab, x) in enumerate(zip(bound.inputs.labels, leaves))
+    }
+    if predictions is not None:
+        data["predictions"] = {k: _sample_axes(np.asarray(v)) for k, v in predictions.items()}
+    if predictions_constant_data is not None:
+        data["predictions_constant_data"] = {k: np.asarray(v) for k, v in predictions_constant_data.items()}
+    pred_dims = {k: v for k, v in dims.items() if predictions and k in predictions and k not in obs}
+
+    attrs = _attrs(res, uncertainty, s)
+    dt = from_dict(data, dims=dims, coords=coords or None, pred_dims=pred_dims or None, attrs=attrs)
+    for g in ("posterior", "sample_stats", "log_likelihood", "posterior_predictive"):
+        if g in dt.children:
+            dt[g].attrs.update(attrs)
+    for name, ds in _mle_groups(res, dims).items():
+        ds.attrs.update(attrs)
+        dt[name] = ds
+    return dt
+
+
+def to_datatree(
+    res,
+    *,
+    num_samples: int = 1000,
+    rng_key=None,
+    uncertainty: bool = True,
+    log_likelihood: bool = True,
+    posterior_predictive: bool = True,
+    predictions: dict | None = None,
+    predictions_constant_data: dict | None = None,
+):
+    r"""The fit as an ArviZ 1.x ``DataTree``, ready for ``az.summary``, ``az.loo`` and PPC plots.
+
+    Parameters
+    ----------
+    res : MLEResult
+        A fit from :func:`mleppl.fit_mle`.
+    num_samples : int
+        Draws S of the posterior-like group (``uncertainty=True``) or of the
+        plug-in posterior predictive (``uncertainty=False``).
+    rng_key : jax.random.PRNGKey or int, optional
+        Randomness of the draws (default key 0: reproducible).
+    uncertainty : bool
+        True: ``posterior`` holds S draws from the asymptotic normal of the
+        estimator, drawn on the unconstrained scale; False: the point estimate
+        as one draw (chain and draw dims kept, size 1), and
+        ``posterior_predictive`` holds S plug-in replicates.
+    log_likelihood, posterior_predictive : bool
+        Include these groups.
+    predictions, predictions_constant_data : dict, optional
+        Draws for new covariates (the output of :meth:`MLEResult.predictive`)
+        and those covariates, stored as ArviZ's ``predictions`` and
+        ``predictions_constant_data`` groups.
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``posterior``, ``sample_stats``, ``log_likelihood``,
+        ``posterior_predictive``, ``observed_data``, ``constant_data``
+        (``predictions``…) plus ``mle``, ``mle_se``, ``mle_cov`` (estimate,
+        standard errors, covariances). Dims are named after plates. Attrs
+        record ``estimator``, ``posterior_kind``, ``cov_type``, ``loglik``,
+        ``aic``, ``bic``, ``converged``.
+
+    Raises
+    ------
+    ValueError
+        Bad options; a singular observed information with
+        ``uncertainty=True``; a model whose pointwise log-likelihood cannot be
+        formed (``numpyro.factor`` terms, subsampling plates) when
+        ``log_likelihood`` or ``posterior_predictive`` is requested.
+
+    Notes
+    -----
+    Draws: :math:`z_s = \hat z + L\varepsilon_s`, :math:`L L^\top = \Sigma_z`,
+    :math:`\theta_s = \theta(z_s)`. ``log_likelihood`` holds
+    :math:`\log p(y_i \mid \theta_s)` (times the site's scale; an observation
+    masked by ``obs_mask`` or ``handlers.mask`` is left out, its dim becomes
+    ``<site>_obs`` with the kept flat positions as coords).
+    ``sample_stats.lp`` is :math:`\log L(\theta(z_s)) + \log|J(z_s)|` and
+    ``sample_stats.log_q`` is :math:`\log N(z_s; \hat z, \Sigma_z)`: the
+    inputs of ``az.loo_approximate_posterior``, which corrects PSIS-LOO for
+    drawing from the normal approximation rather than the flat-prior posterior
+    (see :func:`mleppl.loo`).
+
+    Examples
+    --------
+    >>> import numpy as np, numpyro, numpyro.distributions as dist
+    >>> from mleppl import fit_mle
+    >>> def model(y=None):
+    ...     mu = numpyro.sample("mu", dist.Normal(0, 10))
+    ...     with numpyro.plate("obs", 4):
+    ...         numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+    >>> res = fit_mle(model, y=np.array([0.5, 1.0, 1.5, 2.0]))
+    >>> dt = res.to_datatree(num_samples=200)
+    >>> dt.posterior["mu"].shape, dt.log_likelihood["y"].dims
+    ((1, 200), ('chain', 'draw', 'obs'))
+    >>> dt.attrs["estimator"], float(dt.mle["mu"])
+    ('maximum likelihood', 1.25)
+    """
+    for opt, val in (
+        ("uncertainty", uncertainty),
+        ("log_likelihood", log_likelihood),
+        ("posterior_predictive", posterior_predictive),
+    ):
+        if not isinstance(val, bool):
+            raise TypeError(f"{opt}: expected True or False, got {val!r}")
+    for opt, val in (("predictions", predictions), ("predictions_constant_data", predictions_constant_data)):
+        if val is not None and not isinstance(val, dict):
+            raise TypeError(f"{opt}: expected a dict of name -> array or None, got {type(val).__name__}")
+    return build_datatree(
+        res,
+        res.fit,
+        num_samples=num_samples,
+        rng_key=rng_key,
+        uncertainty=uncertainty,
+        log_likelihood=log_likelihood,
+        posterior_predictive=posterior_predictive,
+        predictions=predictions,
+        predictions_constant_data=predictions_constant_data,
+    )
+
+
+def loo(dt, *, var_name: str | None = None, pointwise: bool | None = None):
+    r"""PSIS-LOO of an mleppl tree, with the approximate-posterior correction where it applies.
+
+    Parameters
+    ----------
+    dt : xarray.DataTree
+        From :meth:`MLEResult.to_datatree`.
+    var_name : str, optional
+        Observed site (needed when the model has several).
+    pointwise : bool, optional
+        Return pointwise values.
+
+    Returns
+    -------
+    arviz_stats ELPDData
+
+    Raises
+    ------
+    ValueError
+        For a tree holding only the point estimate (LOO needs draws).
+
+    Notes
+    -----
+    For draws from the asymptotic normal, ``az.loo_approximate_posterior`` with
+    :math:`\log p = \log L + \log|J|` (flat prior on :math:`\theta`) and
+    :math:`\log q = \log N(z; \hat z, \Sigma_z)` reweights the draws towards
+    the flat-prior posterior before the leave-one-out importance sampling.
+    Other trees go to plain ``az.loo``.
+
+    Examples
+    --------
+    >>> import numpy as np, numpyro, numpyro.distributions as dist
+    >>> from mleppl import fit_mle, loo
+    >>> def model(y=None):
+    ...     mu = numpyro.sample("mu", dist.Normal(0, 10))
+    ...     with numpyro.plate("obs", 20):
+    ...         numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+    >>> res = fit_mle(model, y=np.linspace(-1, 1, 20))
+    >>> round(loo(res.to_datatree(num_samples=500)).elpd, 0)
+    -23.0
+    """
+    import arviz_stats as azs
+
+    post = dt["posterior"] if "posterior" in dt.children else None
+    if post is not None and post.sizes.get("draw", 0) * post.sizes.get("chain", 0) < 2:
+        raise ValueError(
+            "dt: expected a tree with parameter draws (to_datatree(uncertainty=True)), got the point "
+            "estimate as a single draw; LOO needs draws"
+        )
+    ss = dt["sample_stats"] if "sample_stats" in dt.children else None
+    if ss is not None and "log_q" in ss.data_vars and np.all(np.isfinite(ss["log_q"].values)):
+        return azs.loo_approximate_posterior(
+            dt, ss["lp"], ss["log_q"], pointwise=pointwise, var_name=var_name
+        )
+    return azs.loo(dt, pointwise=pointwise, var_name=var_name)
+
+
+# --------------------------------------------------------------------------
+# NUTS side (used by mleppl._bayes, issue 5).
+
+
+def nuts_to_datatree(mcmc, *, prior: dict | None = None):
+    """A NumPyro ``MCMC`` run as a DataTree with pointwise ``log_likelihood`` (and ``prior``).
+
+    ``prior`` maps site -> draws shaped ``(1, S, ...)`` (one chain).
+    """
+    from arviz_base import from_dict, from_numpyro
+
+    dt = from_numpyro(mcmc, log_likelihood=True)
+    if prior:
+        dt["prior"] = from_dict({"prior": {k: np.asarray(v) for k, v in prior.items()}})["prior"].to_dataset()
+    return dt
+
+
+def posterior_diagnostics(dt) -> dict:
+    """``{"r_hat": Dataset, "ess_mean": Dataset, "ess_bulk": Dataset}`` per posterior variable.
+
+    With one chain, r_hat is NaN (ArviZ's behaviour).
+    """
+    import arviz_stats as azs
+
+    def as_ds(x):
+        return x.to_dataset() if hasattr(x, "to_dataset") else x
+
+    return {
+        "r_hat": as_ds(azs.rhat(dt)),
+        "ess_mean": as_ds(azs.ess(dt, method="mean")),
+        "ess_bulk": as_ds(azs.ess(dt, method="bulk")),
+    }
+
+
+# --------------------------------------------------------------------------- Bayesian comparison (issue 5)
+def nuts_to_datatree(mcmc, *, prior: dict | None = None):
+    """DataTree of a NumPyro MCMC run with pointwise ``log_likelihood`` (so LOO works).
+
+    ``prior``: optional dict site → draws shaped ``(1, S, ...)`` for the ``prior`` group.
+    """
+    from arviz_base import from_numpyro
+
+    return from_numpyro(mcmc, prior=prior, log_likelihood=True)
+
+
+def posterior_diagnostics(dt) -> dict:
+    """``{"r_hat": Dataset, "ess_mean": Dataset}`` per element of the posterior variables."""
+    import arviz_stats as azs
+
+    return {
+        "r_hat": azs.rhat(dt, group="posterior").to_dataset(),
+        "ess_mean": azs.ess(dt, group="posterior", method="mean").to_dataset(),
+    }
+
+
+def plot_forest_models(trees: dict, *, ci_prob: float = 0.95, path=None):
+    """Forest plot of several fits (dict label → DataTree) on one axis, coloured by fit.
+
+    Means and equal-tailed intervals (50 % and ``ci_prob``) skip NaN, so trees
+    with different chain/draw sizes keep their intervals (ArviZ's outer join pads
+    the smaller one with NaN). matplotlib is imported here, lazily; without a
+    display it falls back to Agg by itself.
+    """
+    import arviz_plots as azp
+
+    skipna = {"skipna": True}
+    pc = azp.plot_forest(
+        trees,
+        combined=True,
+        point_estimate="mean",
+        ci_kind="eti",
+        ci_probs=(0.5, ci_prob),
+        backend="matplotlib",
+        stats={"trunk": skipna, "twig": skipna, "point_estimate": skipna},
+    )
+    if path is not None:
+        pc.savefig(str(path))
+    return pc
