@@ -8,6 +8,8 @@ covariance → result → summaries).
 from ._fit import METHODS, fit_mle
 from ._likelihood import NegLogLik, negloglik
 from ._result import MLEResult
+from ._robust import COV_KINDS
+from ._tests import DeltaResult, TestResult, compare_fits, delta, lrt, wald_test
 from ._warnings import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -31,4 +33,11 @@ __all__ = [
     "SeparationWarning",
     "IdentifiabilityWarning",
     "BoundaryWarning",
+    "COV_KINDS",
+    "lrt",
+    "wald_test",
+    "compare_fits",
+    "delta",
+    "TestResult",
+    "DeltaResult",
 ]

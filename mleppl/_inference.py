@@ -61,11 +61,96 @@ def summary_table(res, *, level: float = 0.95, include_deterministic: bool = Fal
     )
 
 
+CONF_INT_METHODS = ("wald", "profile", "bootstrap")
+
+
+def _wald_unconstrained(res, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wald on the optimizer's scale, endpoints mapped through each site's bijection."""
+    import jax
+    import jax.numpy as jnp
+
+    from ._profile import elementwise_coords
+
+    q = normal_quantile(0.5 + level / 2.0)
+    z = np.asarray(res.z, dtype=np.float64)
+    se_z = np.sqrt(np.diag(np.asarray(res.cov_z)))
+    layout = res.fit.problem.layout
+    with jax.enable_x64(True):
+        a = np.asarray(layout.flatten(layout.constrain(jnp.asarray(z - q * se_z))), dtype=np.float64)
+        b = np.asarray(layout.flatten(layout.constrain(jnp.asarray(z + q * se_z))), dtype=np.float64)
+    lo, hi = np.fmin(a, b), np.fmax(a, b)
+    lo = np.where(np.isnan(a) | np.isnan(b), np.nan, lo)
+    hi = np.where(np.isnan(a) | np.isnan(b), np.nan, hi)
+    # Sites whose bijection mixes coordinates (simplex, Cholesky): constrained-scale Wald.
+    elem = elementwise_coords(res)
+    lo_c, hi_c = _wald(res.estimate, res.bse, level)
+    return np.where(elem, lo, lo_c), np.where(elem, hi, hi_c)
+
+
 def conf_int(res, *, level: float = 0.95, method: str = "wald", **options) -> pd.DataFrame:
+    r"""Confidence intervals for every parameter of a fitted result.
+
+    Parameters
+    ----------
+    res : MLEResult
+        A fitted result.
+    level : float
+        Confidence level in (0, 1).
+    method : {"wald", "profile", "bootstrap"}
+        ``"wald"``: :math:`\hat\theta \pm z\,\mathrm{se}` from the current
+        covariance (``res.cov_type``). ``"profile"``: profile likelihood
+        (:func:`mleppl._profile.profile_conf_int`). ``"bootstrap"``: from
+        :func:`mleppl.bootstrap` draws.
+    **options
+        ``method="wald"``: ``scale="constrained"`` (default, as statsmodels) or
+        ``"unconstrained"`` (the interval :math:`\hat z \pm z\,\mathrm{se}_z`
+        on the optimizer's scale mapped back through each site's bijection, so
+        it stays inside the support; sites whose bijection is not elementwise
+        keep the constrained-scale interval).
+        ``method="bootstrap"``: ``boot=`` an existing :class:`BootstrapResult`,
+        or ``n_boot=`` (default 1000), ``kind=``, ``rng_key=`` to draw one;
+        ``interval="percentile"`` (default) or ``"bca"``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by ``param_names``, columns ``lower``, ``upper``.
+
+    Examples
+    --------
+    >>> import numpy as np, numpyro, numpyro.distributions as dist
+    >>> from mleppl import fit_mle
+    >>> def model(y=None):
+    ...     rate = numpyro.sample("rate", dist.Exponential(1.0))
+    ...     with numpyro.plate("n", y.shape[0]):
+    ...         numpyro.sample("y", dist.Exponential(rate), obs=y)
+    >>> res = fit_mle(model, y=np.array([0.1, 0.2, 3.0]))
+    >>> bool(res.conf_int().loc["rate", "lower"] < 0)   # constrained-scale Wald leaves the support
+    True
+    >>> bool(res.conf_int(scale="unconstrained").loc["rate", "lower"] > 0)
+    True
+    """
     level = check_level(level)
-    if method != "wald":
-        raise ValueError(f"method: expected one of 'wald', got {method!r}")
+    if method not in CONF_INT_METHODS:
+        raise ValueError(f"method: expected one of {CONF_INT_METHODS}, got {method!r}")
+    index = pd.Index(list(res.param_names), name="parameter")
+    if method == "profile":
+        if options:
+            raise TypeError(f"conf_int(method='profile'): unexpected options {sorted(options)}")
+        from ._profile import profile_conf_int
+
+        return profile_conf_int(res, level=level)
+    if method == "bootstrap":
+        from ._bootstrap import bootstrap_conf_int
+
+        return bootstrap_conf_int(res, level=level, **options)
+    scale = options.pop("scale", "constrained")
     if options:
         raise TypeError(f"conf_int(method='wald'): unexpected options {sorted(options)}")
-    lo, hi = _wald(res.estimate, res.bse, level)
-    return pd.DataFrame({"lower": lo, "upper": hi}, index=pd.Index(list(res.param_names), name="parameter"))
+    if scale == "constrained":
+        lo, hi = _wald(res.estimate, res.bse, level)
+    elif scale == "unconstrained":
+        lo, hi = _wald_unconstrained(res, level)
+    else:
+        raise ValueError(f"scale: expected 'constrained' or 'unconstrained', got {scale!r}")
+    return pd.DataFrame({"lower": lo, "upper": hi}, index=index)

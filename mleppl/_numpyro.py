@@ -189,6 +189,31 @@ def log_density(model: Callable, args: tuple, kwargs: dict, values: dict):
     return _log_density(model, args, kwargs, values)
 
 
+def site_mask(site: dict):
+    """The site's mask as a boolean array over its batch shape, or None.
+
+    NumPyro 0.22 implements ``handlers.mask``/``obs_mask`` by wrapping the
+    distribution in ``MaskedDistribution``; older versions set ``msg["mask"]``.
+    Both are honoured.
+    """
+    from numpyro.distributions.distribution import MaskedDistribution
+
+    fn = site["fn"]
+    masks = []
+    if site.get("mask") is not None:
+        masks.append(site["mask"])
+    while isinstance(fn, MaskedDistribution):
+        masks.append(fn._mask)
+        fn = fn.base_dist
+    if not masks:
+        return None
+    shape = tuple(site["fn"].batch_shape)
+    out = jnp.ones(shape, dtype=bool)
+    for m in masks:
+        out = out & jnp.broadcast_to(jnp.asarray(m, dtype=bool), shape)
+    return out
+
+
 def loglik_terms(tr: dict, observed: tuple[str, ...]) -> dict[str, tuple[jax.Array, jax.Array]]:
     """Per-observation log-likelihood terms of the observed sites of a trace.
 
@@ -203,7 +228,7 @@ def loglik_terms(tr: dict, observed: tuple[str, ...]) -> dict[str, tuple[jax.Arr
         site = tr[name]
         fn = site["fn"]
         lp = fn.log_prob(site["value"])
-        mask = site.get("mask")
+        mask = site_mask(site)
         if mask is None:
             weight = jnp.ones(jnp.shape(lp))
         else:
@@ -236,7 +261,7 @@ def observed_nonfinite(tr: dict, name: str) -> int:
     if not np.issubdtype(value.dtype, np.number):
         return 0
     bad = ~np.isfinite(value)
-    mask = site.get("mask")
+    mask = site_mask(site)
     if mask is not None:
         fn = site["fn"]
         m = np.asarray(mask)
@@ -265,6 +290,71 @@ def value_of(tr: dict, name: str):
 
 def is_discrete_support(support) -> bool:
     return bool(support.is_discrete)
+
+
+# --------------------------------------------------------------------------
+# Uncertainty helpers (robust covariances, bootstrap): additive, read-only.
+
+
+def site_plates(tr: dict, name: str) -> tuple[tuple[int, ...], dict[str, tuple[int, int]]]:
+    """Batch shape of an observed site's log-density and its plates ``{name: (dim, size)}``.
+
+    ``dim`` is the plate's (negative) dimension counted from the right of the
+    batch shape; ``size`` is the plate's full size (a subsampled plate has a
+    smaller extent in the batch shape).
+    """
+    site = tr[name]
+    frames = site.get("cond_indep_stack", ()) or ()
+    return tuple(site["fn"].batch_shape), {f.name: (int(f.dim), int(f.size)) for f in frames}
+
+
+class _ReplaceObserved(Messenger):
+    """Give the named observed sites new values (same shapes) without touching the model."""
+
+    def __init__(self, fn=None, values=None):
+        self.values = dict(values or {})
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] == "sample" and msg["is_observed"] and msg["name"] in self.values:
+            msg["value"] = self.values[msg["name"]]
+
+
+def replace_observed(model: Callable, values: dict) -> Callable:
+    """The model with the data at the named observed sites replaced by ``values``."""
+    return _ReplaceObserved(model, values=values)
+
+
+class _Unobserve(Messenger):
+    """Turn the named observed sites into latent sites, so that they are simulated."""
+
+    def __init__(self, fn=None, names=()):
+        self.names = frozenset(names)
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] == "sample" and msg["is_observed"] and msg["name"] in self.names:
+            msg["value"] = None
+            msg["is_observed"] = False
+
+
+def simulate_observed(
+    model: Callable, args: tuple, kwargs: dict, params: dict, observed: tuple, rng_key, num_samples: int
+) -> dict:
+    """Draws of the observed sites from the model at fixed parameters, via ``Predictive``.
+
+    Returns ``{site: array of shape (num_samples, *site shape)}``.
+    """
+    from numpyro.infer import Predictive
+
+    pred = Predictive(
+        _Unobserve(model, names=observed),
+        params=params,
+        num_samples=num_samples,
+        return_sites=list(observed),
+        batch_ndims=1,
+    )
+    return pred(rng_key, *args, **kwargs)
 
 
 # --------------------------------------------------------------------------

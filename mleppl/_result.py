@@ -140,10 +140,24 @@ class MLEResult:
         return summary_table(self, level=level, include_deterministic=include_deterministic)
 
     def conf_int(self, level: float = 0.95, method: str = "wald", **options):
-        """Confidence intervals as a DataFrame with columns ``lower``, ``upper``."""
+        """Confidence intervals as a DataFrame with columns ``lower``, ``upper``.
+
+        ``method`` is ``"wald"`` (default; ``scale="unconstrained"`` builds it
+        on the optimizer's scale and maps it back), ``"profile"`` or
+        ``"bootstrap"``; see :func:`mleppl._inference.conf_int` for the options.
+        """
         from ._inference import conf_int
 
         return conf_int(self, level=level, method=method, **options)
+
+    def with_cov(self, kind: str = "oim", *, groups=None) -> MLEResult:
+        """A new result whose covariance is ``"oim"``, ``"opg"``, ``"hc0"``, ``"hc1"`` or ``"cluster"``.
+
+        See :func:`mleppl._robust.with_cov` for the formulas.
+        """
+        from ._robust import with_cov
+
+        return with_cov(self, kind, groups=groups)
 
     # ----------------------------------------------------------- ArviZ and prediction
     def to_datatree(self, *, num_samples: int = 1000, rng_key=None, uncertainty: bool = True, **options):
