@@ -184,7 +184,8 @@ class NegLogLik(NamedTuple):
     """The objective of a model bound to its data, for use with any optimizer.
 
     ``fun(z)`` is −log L at the flat unconstrained vector ``z`` (jit- and
-    grad-able); ``constrain``/``unconstrain`` move between ``z`` and the dict
+    grad-able; evaluated in float64, the data are held in float64 — jit it
+    inside ``jax.enable_x64(True)`` to keep float64 under your own jit); ``constrain``/``unconstrain`` move between ``z`` and the dict
     of constrained site values; ``prior_free_model`` is the model with its
     priors replaced by flat densities on their supports.
     """
@@ -239,13 +240,19 @@ def negloglik(model: Callable, *args, rng_key=None, **kwargs) -> NegLogLik:
     """
     import jax
 
-    key = jax.random.PRNGKey(0) if rng_key is None else rng_key
-    b = bind(model, args, kwargs, key)
-    leaves = tuple(jnp.asarray(x) for x in b.inputs.leaves)
-    args_c, kwargs_c = b.problem.rebuild(leaves)
+    with jax.enable_x64(True):
+        key = jax.random.PRNGKey(0) if rng_key is None else rng_key
+        b = bind(model, args, kwargs, key)
+        leaves = tuple(jnp.asarray(x) for x in b.inputs.leaves)
+        args_c, kwargs_c = b.problem.rebuild(leaves)
     lay = b.problem.layout
+
+    def fun(z):
+        with jax.enable_x64(True):
+            return b.problem.negloglik(jnp.asarray(z, dtype=jnp.float64), leaves)
+
     return NegLogLik(
-        fun=lambda z: b.problem.negloglik(z, leaves),
+        fun=fun,
         constrain=lay.constrain,
         unconstrain=lay.unconstrain,
         param_names=lay.param_names,

@@ -459,7 +459,9 @@ def log_abs_det_jacobian(sites: tuple[Site, ...], unconstrained: dict) -> jax.Ar
     return total
 
 
-def predictive(model: Callable, rng_key, args: tuple, kwargs: dict, *, samples=None, params=None, num_samples=None):
+def predictive(
+    model: Callable, rng_key, args: tuple, kwargs: dict, *, samples=None, params=None, num_samples=None
+):
     """``numpyro.infer.Predictive``: draws of the non-fixed sites given parameter values.
 
     ``samples`` (leading draw axis) substitutes one parameter set per draw;
