@@ -5,6 +5,7 @@ modules laid out along the data flow (model → likelihood → optimizer →
 covariance → result → summaries).
 """
 
+from ._bayes import compare, fit_nuts, plot_compare
 from ._fit import METHODS, fit_mle
 from ._likelihood import NegLogLik, negloglik
 from ._result import MLEResult
@@ -40,4 +41,7 @@ __all__ = [
     "delta",
     "TestResult",
     "DeltaResult",
+    "fit_nuts",
+    "compare",
+    "plot_compare",
 ]
