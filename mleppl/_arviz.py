@@ -452,13 +452,13 @@ def posterior_diagnostics(dt) -> dict:
     }
 
 
-def plot_forest_models(trees: dict, *, ci_prob: float = 0.95, path=None):
+def plot_forest_models(trees: dict, *, ci_prob: float = 0.95, xlabel: str | None = None, path=None):
     """Forest plot of several fits (dict label → DataTree) on one axis, coloured by fit.
 
     Means and equal-tailed intervals (50 % and ``ci_prob``) skip NaN, so trees
     with different chain/draw sizes keep their intervals (ArviZ's outer join pads
-    the smaller one with NaN). matplotlib is imported here, lazily; without a
-    display it falls back to Agg by itself.
+    the smaller one with NaN). A legend names the fits. matplotlib is imported
+    here, lazily; without a display it falls back to Agg by itself.
     """
     import arviz_plots as azp
 
@@ -472,6 +472,10 @@ def plot_forest_models(trees: dict, *, ci_prob: float = 0.95, path=None):
         backend="matplotlib",
         stats={"trunk": skipna, "twig": skipna, "point_estimate": skipna},
     )
+    pc.add_legend("model", title="fit")
+    if xlabel is not None:
+        for ax in np.ravel(pc.viz["plot"].sel(column="forest").values):
+            ax.set_xlabel(xlabel)
     if path is not None:
         pc.savefig(str(path))
     return pc
