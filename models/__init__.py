@@ -20,6 +20,18 @@ from importlib import import_module
 NAMES = (
     "linear_regression",
     "logistic_regression",
+    "softmax_regression",
+    "probit_regression",
+    "poisson_exposure",
+    "negative_binomial",
+    "gamma_glm",
+    "robust_regression",
+    "weibull_survival",
+    "ordinal_logistic",
+    "nonlinear_regression",
+    "ar1",
+    "zero_inflated_poisson",
+    "gaussian_mixture",
 )
 
 
