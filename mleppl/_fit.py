@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _numpyro as npa
 from ._covariance import delta_cov, invert_information
-from ._likelihood import Bound, bind
+from ._likelihood import Bound, bind, nonfinite_args
 from ._optimize import CONVERGED, NONFINITE_START, STATUS_MESSAGES, minimize
 from ._result import MLEResult, frozen_array, frozen_dict
 from ._warnings import ConvergenceWarning, HessianWarning
@@ -166,16 +166,6 @@ def _start(bound: Bound, init: dict, rng_key, attempt: int) -> jax.Array:
     return pr.layout.unconstrain(values)
 
 
-def _nonfinite_args(bound: Bound) -> list[str]:
-    out = []
-    for lab, x in zip(bound.inputs.labels, bound.inputs.leaves):
-        if np.issubdtype(x.dtype, np.floating):
-            n = int(np.count_nonzero(~np.isfinite(x)))
-            if n:
-                out.append(f"{lab} ({n} NaN/inf)")
-    return out
-
-
 def _unestimable_names(bound: Bound, estimable: np.ndarray) -> list[str]:
     names, i = [], 0
     for s in bound.problem.layout.sites:
@@ -296,7 +286,7 @@ def fit_mle(
             if attempt == 0 and len(init) == len(pr.sites.free):
                 raise ValueError("init: the log-likelihood or its gradient is not finite at the given start")
         else:
-            bad = _nonfinite_args(bound)
+            bad = nonfinite_args(bound.inputs)
             if bad:
                 raise ValueError(
                     "the log-likelihood is not finite: expected finite covariates, got non-finite "

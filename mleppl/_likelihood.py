@@ -149,6 +149,13 @@ def bind(model: Callable, args: tuple, kwargs: dict, rng_key) -> Bound:
     try:
         tr = npa.trace_model(model, args_c, kwargs_c, rng_key)
     except Exception as e:
+        bad = nonfinite_args(inputs)
+        if bad:
+            raise ValueError(
+                "the model could not be evaluated: expected finite covariates, got non-finite "
+                f"values in argument(s) {', '.join(bad)} (drop or impute those rows); the model "
+                f"raised {type(e).__name__}: {e}"
+            ) from e
         msg = f"the model raised {type(e).__name__} while being traced with the given data: {e}"
         try:
             err = type(e)(msg)
@@ -160,7 +167,8 @@ def bind(model: Callable, args: tuple, kwargs: dict, rng_key) -> Bound:
         latent = [s.name for s in sites.free]
         raise ValueError(
             "model has no observed site: expected at least one numpyro.sample(..., obs=data) "
-            f"with data; got only latent/param sites {latent} (did you pass the data, e.g. y=y?)"
+            f"with data; got only latent or param sites {latent} (was the data argument, "
+            "e.g. y=..., left out or None?)"
         )
     for name in sites.observed:
         msg = npa.observed_shape_problem(tr, name)
@@ -178,6 +186,17 @@ def bind(model: Callable, args: tuple, kwargs: dict, rng_key) -> Bound:
         raise ValueError("the data are empty: expected at least one (unmasked) observation, got 0")
     problem = make_problem(model, sites, inputs.rebuild)
     return Bound(problem, inputs, tr, nobs)
+
+
+def nonfinite_args(inputs: Inputs) -> list[str]:
+    """Labels (with counts) of floating array arguments holding NaN or inf."""
+    out = []
+    for lab, x in zip(inputs.labels, inputs.leaves):
+        if np.issubdtype(x.dtype, np.floating):
+            n = int(np.count_nonzero(~np.isfinite(x)))
+            if n:
+                out.append(f"{lab} ({n} NaN/inf)")
+    return out
 
 
 class NegLogLik(NamedTuple):
