@@ -6,6 +6,7 @@ covariance → result → summaries).
 """
 
 from ._bayes import compare, fit_nuts, plot_compare
+from ._bootstrap import BootstrapResult, bootstrap
 from ._fit import METHODS, fit_mle
 from ._likelihood import NegLogLik, negloglik
 from ._result import MLEResult
@@ -35,6 +36,8 @@ __all__ = [
     "IdentifiabilityWarning",
     "BoundaryWarning",
     "COV_KINDS",
+    "bootstrap",
+    "BootstrapResult",
     "lrt",
     "wald_test",
     "compare_fits",
