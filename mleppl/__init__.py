@@ -5,10 +5,12 @@ modules laid out along the data flow (model → likelihood → optimizer →
 covariance → result → summaries).
 """
 
+from ._arviz import loo
 from ._bayes import compare, fit_nuts, plot_compare
 from ._bootstrap import BootstrapResult, bootstrap
 from ._fit import METHODS, fit_mle
 from ._likelihood import NegLogLik, negloglik
+from ._plots import plot_ppc
 from ._result import MLEResult
 from ._robust import COV_KINDS
 from ._tests import DeltaResult, TestResult, compare_fits, delta, lrt, wald_test
@@ -47,4 +49,6 @@ __all__ = [
     "fit_nuts",
     "compare",
     "plot_compare",
+    "plot_ppc",
+    "loo",
 ]
