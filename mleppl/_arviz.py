@@ -224,7 +224,11 @@ def build_datatree(
         data["predictions"] = {k: _sample_axes(np.asarray(v)) for k, v in predictions.items()}
     if predictions_constant_data is not None:
         data["predictions_constant_data"] = {k: np.asarray(v) for k, v in predictions_constant_data.items()}
-    pred_dims = {k: v for k, v in dims.items() if predictions and k in predictions and k not in obs}
+    pred_dims = {  # new covariates: plate dims of any size; a masked site's kept-entry dim does not apply
+        k: v
+        for k, v in dims.items()
+        if predictions and k in predictions and (k not in obs or obs[k].mask is None)
+    }
 
     attrs = _attrs(res, uncertainty, s)
     dt = from_dict(data, dims=dims, coords=coords or None, pred_dims=pred_dims or None)
