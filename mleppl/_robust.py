@@ -114,7 +114,8 @@ def unit_loglik(problem, spec: UnitSpec, z, leaves, weights=None):
 
 def _unit_weights(bound, spec: UnitSpec) -> np.ndarray:
     """Total NumPyro weight (mask × scale) of each unit; 0 for a fully masked unit."""
-    w = npa.loglik_terms(bound.trace, bound.problem.sites.observed)
+    with jax.enable_x64(True):
+        w = npa.loglik_terms(bound.trace, bound.problem.sites.observed)
     total = np.zeros(spec.size)
     for name, axes in spec.sites:
         t = np.asarray(w[name][1], dtype=np.float64)
