@@ -223,6 +223,8 @@ def _draw(dt, kind: str, sites: list[str], data_type: str | None):
     options = dict(fixed)
     if kind == "pava":
         options["data_type"] = data_type
+    if kind == "dist_pit" and len(sites) > 1:  # one row per site; ArviZ's default squeezes the rows
+        options["figure_kwargs"] = {"figsize": (10.0, 3.4 * len(sites))}
     return getattr(arviz_plots, fname)(dt, var_names=sites, **options)
 
 
