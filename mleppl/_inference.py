@@ -82,7 +82,7 @@ def _wald_unconstrained(res, level: float) -> tuple[np.ndarray, np.ndarray]:
     lo = np.where(np.isnan(a) | np.isnan(b), np.nan, lo)
     hi = np.where(np.isnan(a) | np.isnan(b), np.nan, hi)
     # Sites whose bijection mixes coordinates (simplex, Cholesky): constrained-scale Wald.
-    elem = elementwise_coords(res)
+    elem = elementwise_coords(res) >= 0
     lo_c, hi_c = _wald(res.estimate, res.bse, level)
     return np.where(elem, lo, lo_c), np.where(elem, hi, hi_c)
 

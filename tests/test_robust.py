@@ -85,7 +85,7 @@ def test_oim_round_trip_and_immutability(case):
     # summary and Wald intervals follow the new covariance
     np.testing.assert_allclose(r.summary()["se"].to_numpy(), r.bse)
     np.testing.assert_allclose(r.conf_int()["upper"].to_numpy(), r.estimate + 1.959963984540054 * r.bse)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="read-only"):
         r.cov[0, 0] = 1.0
 
 
