@@ -29,6 +29,7 @@ __all__ = [
     "STD_DIFF_TOL",
     "SD_RATIO_TOL",
     "PRIOR_WEIGHT_TOL",
+    "PRIOR_CONFLICT_TOL",
     "SKEW_TOL",
     "RHAT_TOL",
     "MIN_OBS_PER_PARAM",
@@ -47,7 +48,8 @@ _EXTRA_FIELDS = (
 # Thresholds of ``compare`` (stated in its docstring; the reasons are in its Notes).
 STD_DIFF_TOL = 0.25  # |post_mean − MLE| / SE
 SD_RATIO_TOL = 1.25  # post_sd / SE outside [1/1.25, 1.25]
-PRIOR_WEIGHT_TOL = 0.10  # share of the posterior precision supplied by the prior
+PRIOR_WEIGHT_TOL = 0.10  # share of the likelihood's variance the prior removes
+PRIOR_CONFLICT_TOL = 2.0  # |prior median − MLE| / √(se² + s_prior²)
 SKEW_TOL = 0.10  # |post_mean − post_median| / post_sd
 RHAT_TOL = 1.01
 MIN_OBS_PER_PARAM = 10
@@ -263,51 +265,67 @@ def _robust_scale(draws: np.ndarray) -> float:
     return float(0.5 * (q84 - q16))
 
 
-def _prior_effect(res: MLEResult, prior: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def _prior_effect(res: MLEResult, prior: dict[str, np.ndarray]) -> dict[str, tuple[float, float, float]]:
     """Normal-approximation effect of the prior on each parameter of ``res``.
 
-    Returns ``(weight, shift)`` ordered as ``res.param_names``: the share of the
-    likelihood variance the prior removes, ``1 − Σ_post,ii / Σ_ii``, and the
-    predicted shift of the posterior mean in standard errors,
-    ``[Σ_post P (m − θ̂)]_i / se_i``, with ``Σ_post = (Σ⁻¹ + P)⁻¹`` and ``P``
-    diagonal with the prior precisions (0 where no prior draws exist). NaN when
-    ``res.cov`` is not invertible.
+    Returns label → ``(weight, shift, conflict)``: the share of the likelihood
+    variance the prior removes, ``1 − Σ_post,ii / Σ_ii``; the predicted shift of
+    the posterior mean in standard errors, ``[Σ_post P (m − θ̂)]_i / se_i``, with
+    ``Σ_post = (Σ⁻¹ + P)⁻¹`` and ``P`` diagonal with the prior precisions (0
+    where no prior draws exist); and the prior–data conflict
+    ``|m_i − θ̂_i| / √(se_i² + s_i²)``. NaN where not computable.
     """
     names = list(res.param_names)
-    nan = np.full(len(names), np.nan)
     scale = np.array([_robust_scale(prior[n]) if n in prior else np.inf for n in names])
-    center = np.array([float(np.nanmedian(prior[n])) if n in prior else 0.0 for n in names])
+    center = np.array([float(np.nanmedian(prior[n])) if n in prior else np.nan for n in names])
     cov = np.asarray(res.cov, dtype=np.float64)
-    if not names or not np.all(np.isfinite(cov)) or np.any(scale <= 0):
-        return nan, nan
-    try:
-        info = np.linalg.inv(cov)
-        prec = np.where(np.isfinite(scale), 1.0 / scale**2, 0.0)
-        cov_post = np.linalg.inv(info + np.diag(prec))
-    except np.linalg.LinAlgError:
-        return nan, nan
     se = np.sqrt(np.diag(cov))
-    weight = 1.0 - np.diag(cov_post) / np.diag(cov)
-    shift = cov_post @ (prec * (center - res.estimate)) / se
-    return weight, shift
+    with np.errstate(divide="ignore", invalid="ignore"):
+        conflict = np.abs(center - res.estimate) / np.sqrt(se**2 + scale**2)
+    weight = shift = np.full(len(names), np.nan)
+    if names and np.all(np.isfinite(cov)) and np.all(scale > 0):
+        try:
+            prec = np.where(np.isfinite(scale), 1.0 / scale**2, 0.0)
+            cov_post = np.linalg.inv(np.linalg.inv(cov) + np.diag(prec))
+            weight = 1.0 - np.diag(cov_post) / np.diag(cov)
+            shift = cov_post @ (prec * np.nan_to_num(center - res.estimate)) / se
+        except np.linalg.LinAlgError:
+            pass
+    return {n: (float(w), float(d), float(c)) for n, w, d, c in zip(names, weight, shift, conflict)}
 
 
-def _reasons(row: dict, *, bounds, nobs: int, n_params: int, has_prior: bool) -> str:
+def _reasons(row: dict, *, res: MLEResult, bounds, has_prior: bool, conflicts: list[str]) -> str:
     """The likely cause(s) of a flagged disagreement, in words."""
     if math.isnan(row["post_mean"]):
         return "only in the MLE fit (no posterior draws for this parameter)"
     if math.isnan(row["mle"]):
         return "only in the Bayesian fit (not a parameter or deterministic site of the MLE result)"
     out = []
+    nobs, n_params = res.nobs, res.n_params
+    if not res.converged:
+        out.append(f"the MLE did not converge ({res.message})")
     if row["r_hat"] > RHAT_TOL:
         out.append(f"NUTS not converged (r_hat {row['r_hat']:.3f} > {RHAT_TOL}): run longer chains")
     lo, hi = bounds
     z = row["_z"]
     se = row["se"]
-    if math.isfinite(se) and (row["mle"] - z * se < lo or row["mle"] + z * se > hi):
+    est = row["mle"]
+    at_edge = min(abs(est - lo), abs(hi - est)) <= 1e-6 * (1.0 + abs(est))
+    if at_edge or (math.isfinite(se) and (est - z * se < lo or est + z * se > hi)):
         out.append(
             "boundary: the MLE's interval crosses the edge of the support, where the likelihood is "
             "not normal and the posterior mass is pushed inward"
+        )
+    if conflicts:
+        out.append(
+            f"prior–data conflict on {', '.join(conflicts)}: the prior's centre lies more than "
+            f"{PRIOR_CONFLICT_TOL:g} combined sd from the MLE, so the posterior compromises and "
+            "correlated or scale parameters absorb the gap"
+        )
+    if not (math.isfinite(se) and se > 0):
+        out.append(
+            f"no usable standard error (se = {se:g}): the observed information is singular or "
+            "infinite here (boundary, non-identified parameter or failed fit)"
         )
     w = row["prior_weight"]
     if has_prior and w >= PRIOR_WEIGHT_TOL:
@@ -315,9 +333,9 @@ def _reasons(row: dict, *, bounds, nobs: int, n_params: int, has_prior: bool) ->
             f"prior pulling: the prior removes about {w:.0%} of the likelihood's variance and "
             f"moves the mean by about {row['prior_shift']:+.2f} se"
         )
-    elif not has_prior and row["sd_ratio"] < 1.0 / SD_RATIO_TOL:
+    elif not w >= PRIOR_WEIGHT_TOL and row["sd_ratio"] < 1.0 / SD_RATIO_TOL:
         out.append("prior pulling (likely): the posterior is narrower than the likelihood alone allows")
-    if not math.isfinite(se) or row["sd_ratio"] > SD_RATIO_TOL:
+    if row["sd_ratio"] > SD_RATIO_TOL and not conflicts:
         out.append(
             "weak identification: the likelihood is flatter away from the MLE than its curvature "
             "there suggests (posterior wider than the SE)"
@@ -327,6 +345,12 @@ def _reasons(row: dict, *, bounds, nobs: int, n_params: int, has_prior: bool) ->
         out.append(
             f"small sample: {nobs} observations for {n_params} parameters; the likelihood is not yet "
             f"quadratic (posterior skewness |mean − median|/sd = {skew:.2f})"
+        )
+    if not out and lo > -math.inf and n_params > 1:
+        out.append(
+            f"marginalization (likely): the posterior averages over the other {n_params - 1} "
+            "parameters where the MLE maximizes over them, which moves a bounded (scale or shape) "
+            "parameter, as RSS/(n − p) differs from RSS/n"
         )
     return "; ".join(out) or "differs beyond the thresholds without a recognized cause"
 
@@ -367,11 +391,12 @@ def compare(res: MLEResult, datatree, *, level: float = 0.95) -> pd.DataFrame:
         ``overlap``
             Length of the intersection of the two intervals over the length of
             their union: 1 identical, 0 disjoint.
-        ``prior_weight, prior_shift``
+        ``prior_weight, prior_shift, prior_conflict``
             What the prior alone would do under a normal approximation of the
             likelihood (see Notes): the share of the likelihood's variance it
-            removes, and the shift of the mean it causes, in standard errors
-            (NaN without a ``prior`` group, and for labels not in ``res.param_names``).
+            removes, the shift of the mean it causes in standard errors, and how
+            far its centre lies from the MLE in combined sd (NaN without a
+            ``prior`` group, and for labels not in ``res.param_names``).
         ``flag``
             True where the fits disagree beyond the thresholds below.
         ``reason``
@@ -408,14 +433,23 @@ def compare(res: MLEResult, datatree, *, level: float = 0.95) -> pd.DataFrame:
 
     .. math:: \\Sigma_{\\text{post}} = (\\Sigma^{-1} + P)^{-1}, \\quad
        \\text{prior\\_weight}_i = 1 - \\frac{(\\Sigma_{\\text{post}})_{ii}}{\\Sigma_{ii}},
-       \\quad \\text{prior\\_shift}_i = \\frac{[\\Sigma_{\\text{post}} P (m - \\hat\\theta)]_i}{\\mathrm{se}_i}.
+       \\quad \\text{prior\\_shift}_i = \\frac{[\\Sigma_{\\text{post}} P (m - \\hat\\theta)]_i}{\\mathrm{se}_i},
+       \\quad \\text{prior\\_conflict}_i = \\frac{|m_i - \\hat\\theta_i|}{\\sqrt{\\mathrm{se}_i^2 + s_i^2}}.
 
-    The reasons, checked in this order: ``r_hat`` above 1.01; a **boundary**
-    (the Wald interval crosses a bound of the support); **prior pulling**
+    The reasons, checked in this order: the MLE did not converge; ``r_hat``
+    above 1.01; a **boundary**
+    (the Wald interval crosses a bound of the support); a **prior–data
+    conflict** on any parameter (``prior_conflict`` > 2: the prior's centre is
+    implausible under the likelihood, a check in the spirit of Box 1980);
+    **prior pulling**
     (``prior_weight`` ≥ 0.10, or without prior draws ``sd/se < 0.8``);
-    **weak identification** (``sd/se > 1.25`` or no finite se); a **small
+    **weak identification** (``sd/se > 1.25`` without a prior–data conflict,
+    or no finite se); a **small
     sample** (fewer than 10 observations per parameter, or posterior skewness
-    :math:`|\\bar\\theta - \\tilde\\theta|/\\mathrm{sd} > 0.10`).
+    :math:`|\\bar\\theta - \\tilde\\theta|/\\mathrm{sd} > 0.10`); failing
+    all of these, for a parameter with a bounded support, **marginalization**
+    (the posterior integrates the other parameters out, the MLE profiles them:
+    the gap between :math:`\\mathrm{RSS}/(n-p)` and :math:`\\mathrm{RSS}/n`).
 
     Examples
     --------
@@ -432,8 +466,8 @@ def compare(res: MLEResult, datatree, *, level: float = 0.95) -> pd.DataFrame:
     >>> table = mleppl.compare(res, dt)
     >>> table.loc["mu", ["mle", "se"]].round(3).tolist()
     [2.8, 0.447]
-    >>> bool(table.loc["mu", "flag"]), table.loc["mu", "reason"].split(":")[0]
-    (True, 'prior pulling')
+    >>> bool(table.loc["mu", "flag"]), "prior pulling" in table.loc["mu", "reason"]
+    (True, True)
     """
     from ._arviz import posterior_diagnostics
 
@@ -447,8 +481,8 @@ def compare(res: MLEResult, datatree, *, level: float = 0.95) -> pd.DataFrame:
     has_prior = "prior" in datatree.children
     prior = _flatten(datatree["prior"].to_dataset()) if has_prior else {}
     mle = _mle_side(res)
-    weight, shift = _prior_effect(res, prior) if has_prior else (None, None)
-    effect = {n: (w, d) for n, w, d in zip(res.param_names, weight, shift)} if has_prior else {}
+    effect = _prior_effect(res, prior) if has_prior else {}
+    conflicts = [n for n, (_, _, c) in effect.items() if c > PRIOR_CONFLICT_TOL]
     bounds = _support_bounds(res)
     labels = list(res.param_names) + [k for k in draws if k not in res.param_names]
     z = normal_quantile(0.5 + level / 2.0)
@@ -480,16 +514,16 @@ def compare(res: MLEResult, datatree, *, level: float = 0.95) -> pd.DataFrame:
             row["sd_ratio"] = row["post_sd"] / se if se > 0 else math.nan
         row["mle_lower"], row["mle_upper"] = est - z * se, est + z * se
         row["overlap"] = _overlap(row["mle_lower"], row["mle_upper"], row["post_lower"], row["post_upper"])
-        row["prior_weight"], row["prior_shift"] = effect.get(label, (math.nan, math.nan))
+        row["prior_weight"], row["prior_shift"], row["prior_conflict"] = effect.get(label, (math.nan,) * 3)
         row["flag"] = _is_flagged(row)
         row["_z"] = z
         row["reason"] = (
             _reasons(
                 row,
                 bounds=bounds.get(label, (-math.inf, math.inf)),
-                nobs=res.nobs,
-                n_params=res.n_params,
+                res=res,
                 has_prior=has_prior,
+                conflicts=conflicts,
             )
             if row["flag"]
             else ""
@@ -512,6 +546,7 @@ def compare(res: MLEResult, datatree, *, level: float = 0.95) -> pd.DataFrame:
         "overlap",
         "prior_weight",
         "prior_shift",
+        "prior_conflict",
         "flag",
         "reason",
     ]
