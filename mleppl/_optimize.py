@@ -132,61 +132,73 @@ def _tr_step(lam, gt, delta):
     return st, jnp.sqrt(jnp.sum(st**2)), pred
 
 
-def _newton(fun: Callable, z0, f0, g0, h0, *, max_steps: int, tol: float):
+def _newton(fun: Callable, z0, *, max_steps: int, tol: float):
     """Trust-region Newton with the exact Hessian, in Jacobi-scaled coordinates.
 
-    A trial point is accepted when it is finite and achieves at least 1e-4 of
-    the predicted decrease (with a slack of a few ulps of |f| near the
-    optimum); otherwise the radius shrinks and the same Hessian is reused.
+    Each pass of the loop evaluates (f, g, H) at a newly accepted point (the
+    Hessian code appears once in the compiled program), tests convergence
+    there, and otherwise tries one trust-region step. A trial point is accepted
+    when it is finite and achieves at least 1e-4 of the predicted decrease
+    (with a slack of a few ulps of |f| near the optimum); otherwise the radius
+    shrinks and the same Hessian is reused.
     """
     max_iter = 20 * max_steps + 200
-
-    def check(g, h):
-        dsc, lam, v, gt = _eig_scaled(g, h)
-        dec2, pd = _decrement(lam, gt)
-        return dsc, lam, v, gt, pd & (0.5 * dec2 <= tol)
+    p = z0.shape[0]
 
     def body(s):
-        dsc, lam, v, gt, _ = check(s["g"], s["h"])
-        st, snorm, pred = _tr_step(lam, gt, s["delta"])
+        f, g, h = jax.lax.cond(
+            s["fresh"], lambda zz: _eval(fun, zz), lambda zz: (s["f"], s["g"], s["h"]), s["z"]
+        )
+        dsc, lam, v, gt = _eig_scaled(g, h)
+        dec2, pd = _decrement(lam, gt)
+        done = pd & (0.5 * dec2 <= tol)
+        final = s["status"] == MAX_STEPS  # a last pass only to evaluate the last point
+        # first pass: start with the full (modified) Newton step as the radius
+        _, n_full, _ = _tr_step(lam, gt, jnp.inf)
+        delta_in = jnp.where(
+            s["it"] == 0, jnp.where(jnp.isfinite(n_full) & (n_full > 0), n_full, 1.0), s["delta"]
+        )
+        st, snorm, pred = _tr_step(lam, gt, delta_in)
         z_try = s["z"] + dsc * (v @ st)
         f_try = fun(z_try)
-        slack = 8 * jnp.finfo(f_try.dtype).eps * jnp.abs(s["f"])
-        actual = s["f"] - f_try
-        ok = jnp.isfinite(f_try) & (actual >= -1e-4 * pred - slack) & (pred < 0)
+        slack = 8 * jnp.finfo(f_try.dtype).eps * jnp.abs(f)
+        actual = f - f_try
+        ok = (~done) & (~final) & jnp.isfinite(f_try) & (actual >= -1e-4 * pred - slack) & (pred < 0)
         rho = actual / jnp.where(pred < 0, -pred, 1.0)
         delta = jnp.where(
             ok,
-            jnp.where((rho > 0.75) & (snorm >= 0.99 * s["delta"]), 4.0 * s["delta"], s["delta"]),
+            jnp.where((rho > 0.75) & (snorm >= 0.99 * delta_in), 4.0 * delta_in, delta_in),
             jnp.where(jnp.isfinite(f_try) & (actual > -jnp.abs(pred)), 0.25, 0.1)
-            * jnp.minimum(s["delta"], snorm),
+            * jnp.minimum(delta_in, snorm),
         )
-        z = jnp.where(ok, z_try, s["z"])
-        f, g, h = jax.lax.cond(ok, lambda zz: _eval(fun, zz), lambda zz: (s["f"], s["g"], s["h"]), z)
         k = s["k"] + ok.astype(jnp.int32)
         it = s["it"] + 1
-        *_, done = check(g, h)
-        stuck = (delta <= 1e-15 * (1.0 + snorm)) | (it >= max_iter)
+        stuck = (~ok) & ((delta <= 1e-15 * (1.0 + snorm)) | (it >= max_iter))
         status = jnp.where(
-            done, CONVERGED, jnp.where(k >= max_steps, MAX_STEPS, jnp.where(stuck, LINESEARCH_FAILED, -1))
+            done,
+            CONVERGED,
+            jnp.where(final | (ok & (k >= max_steps)), MAX_STEPS, jnp.where(stuck, LINESEARCH_FAILED, -1)),
         )
-        return dict(z=z, f=f, g=g, h=h, k=k, it=it, delta=delta, status=status)
+        # on MAX_STEPS the last accepted point has no Hessian yet: evaluate it once more
+        z = jnp.where(ok, z_try, s["z"])
+        return dict(z=z, f=f, g=g, h=h, k=k, it=it, delta=delta, fresh=ok, status=status)
 
-    _, lam0, _, gt0, done0 = check(g0, h0)
-    st0, n0, _ = _tr_step(lam0, gt0, jnp.inf)
-    delta0 = jnp.where(jnp.isfinite(n0) & (n0 > 0), n0, 1.0)
-    status0 = jnp.where(done0, CONVERGED, jnp.where(max_steps <= 0, MAX_STEPS, -1))
+    def cond(s):
+        return (s["status"] < 0) | ((s["status"] == MAX_STEPS) & s["fresh"])
+
+    nan = jnp.asarray(jnp.nan, z0.dtype)
     s = dict(
         z=z0,
-        f=f0,
-        g=g0,
-        h=h0,
+        f=nan,
+        g=jnp.full((p,), jnp.nan, z0.dtype),
+        h=jnp.full((p, p), jnp.nan, z0.dtype),
         k=jnp.asarray(0, jnp.int32),
         it=jnp.asarray(0, jnp.int32),
-        delta=delta0,
-        status=status0,
+        delta=jnp.asarray(1.0, z0.dtype),
+        fresh=jnp.asarray(True),
+        status=jnp.asarray(-1),
     )
-    s = jax.lax.while_loop(lambda s: s["status"] < 0, body, s)
+    s = jax.lax.while_loop(cond, body, s)
     return s["z"], s["f"], s["g"], s["h"], s["k"], s["status"]
 
 
@@ -279,13 +291,13 @@ def minimize(
             z, n_lbfgs = _lbfgs(lambda z: fun(z) / scale, z0, max_steps=max_steps, gtol=gtol)
         else:
             z, n_lbfgs = z0, zero
-        f, g, h = _eval(fun, z)
         if method == "lbfgs":
+            f, g, h = _eval(fun, z)
             dec2, pd = newton_decrement(g, h)
             done = pd & (0.5 * dec2 <= tol)
             status = jnp.where(done, CONVERGED, jnp.where(pd, MAX_STEPS, NOT_POSITIVE_DEFINITE))
             return z, f, g, h, zero, n_lbfgs, status
-        z, f, g, h, k, status = _newton(fun, z, f, g, h, max_steps=max_steps, tol=tol)
+        z, f, g, h, k, status = _newton(fun, z, max_steps=max_steps, tol=tol)
         return z, f, g, h, k, n_lbfgs, status
 
     def fail(z0):
