@@ -349,7 +349,7 @@ def bootstrap(
             z = np.array(z)
             bad = np.flatnonzero(~ok)
             if bad.size:
-                pad = 1 << int(math.ceil(math.log2(bad.size)))  # few distinct shapes to compile
+                pad = max(8, 1 << int(math.ceil(math.log2(bad.size))))  # few distinct shapes to compile
                 sel = np.resize(bad, pad)
                 zf, okf = fallback(jax.tree_util.tree_map(lambda a, s=sel: a[s], data), zhat, leaves)
                 z[bad], ok[bad] = np.asarray(zf)[: bad.size], np.asarray(okf)[: bad.size]
