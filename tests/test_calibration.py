@@ -148,4 +148,9 @@ if __name__ == "__main__":  # the documentation's table
         index=["case", "parameter"], columns="method", values="coverage", sort=False
     )
     print(f"R = {reps} data sets per case; Monte-Carlo s.e. {math.sqrt(LEVEL * (1 - LEVEL) / reps):.4f}\n")
-    print(out.round(3).to_markdown())
+    cols = list(out.columns)
+    print("| case | parameter | " + " | ".join(cols) + " |")
+    print("|---|---|" + "---:|" * len(cols))
+    for (case, par), row in out.iterrows():
+        cells = " | ".join("" if np.isnan(v) else f"{v:.3f}" for v in row.to_numpy())
+        print(f"| {case} | {par} | {cells} |")
