@@ -50,7 +50,7 @@ def load() -> Example:
     return Example(
         name="negative_binomial",
         args=(design(df, COVARIATES),),
-        kwargs={"y": df["mdvis"].to_numpy(float)},
+        kwargs={"y": df["mdvis"].to_numpy()},
         description="RAND HIE doctor visits (sample of 2,500), NB2 with estimated dispersion α",
         labels={"beta": ["const"] + COVARIATES},
         reference="statsmodels NegativeBinomial (nb2)",

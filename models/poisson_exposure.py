@@ -48,7 +48,7 @@ def load() -> Example:
     return Example(
         name="poisson_exposure",
         args=(X, df["person_years"].to_numpy(float)),
-        kwargs={"y": df["deaths"].to_numpy(float)},
+        kwargs={"y": df["deaths"].to_numpy()},
         description="British doctors: coronary deaths per person-year by age and smoking",
         labels={"beta": TERMS},
         reference="statsmodels GLM Poisson with exposure; Dobson & Barnett Table 9.2",

@@ -47,7 +47,7 @@ def load() -> Example:
     return Example(
         name="zero_inflated_poisson",
         args=(design(df, COVARIATES), design(df, INFLATION)),
-        kwargs={"y": df["mdvis"].to_numpy(float)},
+        kwargs={"y": df["mdvis"].to_numpy()},
         description="RAND HIE doctor visits (sample of 2,500), zero-inflated Poisson",
         labels={"beta": ["const"] + COVARIATES, "gamma": ["const"] + INFLATION},
         reference="statsmodels ZeroInflatedPoisson",
