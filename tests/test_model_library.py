@@ -121,3 +121,16 @@ def test_second_fit_of_same_shapes_does_not_retrace(name):
     res = fit_mle(wrapper, *args, init=sim_init(mod, name, args, kwargs), **kwargs)
     assert res.converged
     assert wrapper.traced == first, f"{name}: retraced {wrapper.traced - first} time(s) on a second fit"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_predictive_check_renders(name, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from mleppl import plot_ppc
+
+    _, ex, res = bundled(name)
+    path = tmp_path / f"{name}_ppc.png"
+    plot_ppc(res, path=path, num_samples=20)
+    plt.close("all")
+    assert path.stat().st_size > 1000
