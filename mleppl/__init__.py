@@ -20,6 +20,7 @@ from ._warnings import (
     HessianWarning,
     IdentifiabilityWarning,
     MLEWarning,
+    MultimodalityWarning,
     SeparationWarning,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "SeparationWarning",
     "IdentifiabilityWarning",
     "BoundaryWarning",
+    "MultimodalityWarning",
     "COV_KINDS",
     "bootstrap",
     "BootstrapResult",

@@ -17,12 +17,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _diagnose as diag
 from . import _numpyro as npa
 from ._covariance import delta_cov, invert_information
 from ._likelihood import Bound, bind, nonfinite_args
 from ._optimize import CONVERGED, NONFINITE_START, STATUS_MESSAGES, minimize
 from ._result import MLEResult, frozen_array, frozen_dict
-from ._warnings import ConvergenceWarning, HessianWarning
+from ._warnings import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    HessianWarning,
+    IdentifiabilityWarning,
+    MultimodalityWarning,
+    SeparationWarning,
+)
 
 __all__ = ["fit_mle", "METHODS"]
 
@@ -96,17 +104,33 @@ def _resolve_method(method: str, nobs: int, p: int) -> str:
     return "newton" if nobs * max(p, 1) ** 2 <= _NEWTON_BUDGET else "lbfgs-newton"
 
 
-def _program(bound: Bound, method: str, max_steps: int, tol: float):
-    """The compiled fit for this model, data structure and options (cached)."""
+def _structure_key(bound: Bound) -> tuple:
     pr = bound.problem
-    key = (
+    return (
         pr.model,
         bound.inputs.key,
         tuple((s.name, s.shape, _support_key(s.support)) for s in pr.sites.free),
-        method,
-        max_steps,
-        tol,
     )
+
+
+def _batch_negloglik(bound: Bound):
+    """jit(vmap(negloglik)) over a batch of z, for the diagnosis (compiled on first need)."""
+    key = (*_structure_key(bound), "batch-nll")
+    fn = _PROGRAMS.get(key)
+    if fn is None:
+        pr = bound.problem
+        fn = jax.jit(jax.vmap(lambda z, leaves: pr.negloglik(z, leaves), in_axes=(0, None)))
+        _PROGRAMS[key] = fn
+    return fn
+
+
+def _program(bound: Bound, method: str, max_steps: int, tol: float, batched: bool = False):
+    """The compiled fit for this model, data structure and options (cached).
+
+    ``batched``: the same program vmapped over a batch of starts (``n_starts``).
+    """
+    pr = bound.problem
+    key = (*_structure_key(bound), method, max_steps, tol, batched)
     prog = _PROGRAMS.get(key)
     if prog is not None:
         return prog
@@ -132,7 +156,7 @@ def _program(bound: Bound, method: str, max_steps: int, tol: float):
             det, jac_det = jnp.zeros((0,)), jnp.zeros((0, res.z.shape[0]))
         return res, theta, jac, det, jac_det
 
-    prog = jax.jit(run)
+    prog = jax.jit(jax.vmap(run, in_axes=(None, 0, None)) if batched else run)
     _PROGRAMS[key] = prog
     return prog
 
@@ -206,6 +230,7 @@ def fit_mle(
     rng_key=None,
     max_steps: int | None = None,
     tol: float = 1e-12,
+    n_starts: int = 1,
     **kwargs,
 ) -> MLEResult:
     r"""Maximum-likelihood fit of an unmodified NumPyro model.
@@ -240,6 +265,11 @@ def fit_mle(
     tol : float
         Convergence when the Newton decrement satisfies ``λ²/2 ≤ tol`` at a
         positive-definite Hessian.
+    n_starts : int
+        Number of starts (default 1). With more, all are fitted in one
+        vmapped program, the best optimum is returned, ``res.optima`` lists
+        what each start reached, and a ``MultimodalityWarning`` is emitted when
+        a converged start reached a materially different optimum.
 
     Returns
     -------
@@ -259,6 +289,12 @@ def fit_mle(
     HessianWarning
         The observed information is not positive definite; affected standard
         errors are NaN.
+    SeparationWarning, BoundaryWarning, IdentifiabilityWarning
+        The after-fit diagnosis (run only when the fit shows a sign of trouble)
+        found estimates running to infinity, an estimate on the boundary of its
+        support or an unbounded likelihood, or a flat ridge; see ``res.issues``.
+    MultimodalityWarning
+        With ``n_starts > 1``, different starts reached different optima.
 
     Notes
     -----
@@ -287,6 +323,8 @@ def fit_mle(
     (2.333333, 1.555556)
     """
     _check_options(method, max_steps, tol, init)
+    if not (isinstance(n_starts, (int, np.integer)) and n_starts >= 1):
+        raise ValueError(f"n_starts: expected a positive integer, got {n_starts!r}")
     with jax.enable_x64(True), single_threaded_blas():
         key = _rng_key(rng_key)
         bound = bind(model, args, kwargs, key)
@@ -297,32 +335,126 @@ def fit_mle(
         steps = max_steps or _DEFAULT_MAX_STEPS["lbfgs" if meth == "lbfgs" else "newton"]
         if meth == "lbfgs-newton" and max_steps is None:
             steps = _DEFAULT_MAX_STEPS["lbfgs-newton"]
-        prog = _program(bound, meth, steps, float(tol))
         leaves = tuple(jnp.asarray(x) for x in bound.inputs.leaves)
         scale = jnp.asarray(float(bound.nobs))
-        for attempt in range(MAX_INIT_ATTEMPTS):
-            z0 = _start(bound, init, key, attempt)
-            out = prog(leaves, z0, scale)
-            if int(out[0].status) != NONFINITE_START:
-                break
-            if attempt == 0 and len(init) == len(pr.sites.free):
-                raise ValueError("init: the log-likelihood or its gradient is not finite at the given start")
+        if n_starts > 1:
+            out, optima = _multi_start(bound, init, key, meth, steps, float(tol), leaves, scale, n_starts)
         else:
-            bad = nonfinite_args(bound.inputs)
-            if bad:
-                raise ValueError(
-                    "the log-likelihood is not finite: expected finite covariates, got non-finite "
-                    f"values in argument(s) {', '.join(bad)} (drop or impute those rows)"
-                )
-            raise ValueError(
-                f"no start found where the log-likelihood and its gradient are finite in "
-                f"{MAX_INIT_ATTEMPTS} attempts; pass init= with a valid start"
-            )
+            out, optima = _single_start(bound, init, key, meth, steps, float(tol), leaves, scale), None
         opt, theta, jac, det, jac_det = jax.device_get(out)
-        return _assemble(bound, meth, opt, theta, jac, det, jac_det)
+        return _assemble(bound, meth, opt, theta, jac, det, jac_det, leaves, optima)
 
 
-def _assemble(bound: Bound, method: str, opt, theta, jac, det, jac_det) -> MLEResult:
+def _no_start_error(bound: Bound) -> ValueError:
+    bad = nonfinite_args(bound.inputs)
+    if bad:
+        return ValueError(
+            "the log-likelihood is not finite: expected finite covariates, got non-finite "
+            f"values in argument(s) {', '.join(bad)} (drop or impute those rows)"
+        )
+    return ValueError(
+        f"no start found where the log-likelihood and its gradient are finite in "
+        f"{MAX_INIT_ATTEMPTS} attempts; pass init= with a valid start"
+    )
+
+
+def _single_start(bound, init, key, meth, steps, tol, leaves, scale):
+    prog = _program(bound, meth, steps, tol)
+    full_init = len(init) == len(bound.problem.sites.free)
+    for attempt in range(MAX_INIT_ATTEMPTS):
+        out = prog(leaves, _start(bound, init, key, attempt), scale)
+        if int(out[0].status) != NONFINITE_START:
+            return out
+        if attempt == 0 and full_init:
+            raise ValueError("init: the log-likelihood or its gradient is not finite at the given start")
+    raise _no_start_error(bound)
+
+
+def _multi_start(bound, init, key, meth, steps, tol, leaves, scale, n_starts):
+    """Fit from ``n_starts`` starts in one vmapped program; keep the best optimum.
+
+    Starts: the default start (or ``init``), the prior median, then random
+    points; ``init`` values override every start for the sites they name.
+    """
+    import pandas as pd
+
+    starts = jnp.stack([_start(bound, init, key, a) for a in range(n_starts)])
+    outs = _program(bound, meth, steps, tol, batched=True)(leaves, starts, scale)
+    opt = outs[0]
+    status = np.asarray(opt.status)
+    value = np.where(status == NONFINITE_START, np.inf, np.asarray(opt.value))
+    if not np.any(np.isfinite(value)):
+        raise _no_start_error(bound)
+    conv = status == CONVERGED
+    # best: the highest log-likelihood among converged starts, else among all
+    pool = np.where(conv, value, np.inf) if conv.any() else value
+    best = int(np.argmin(pool))
+    out = jax.tree_util.tree_map(lambda x: x[best], outs)
+    inv = invert_information(np.asarray(opt.hess[best]))
+    zs = np.asarray(opt.z)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(np.abs(np.diag(inv.cov)))
+        dist_se = np.nanmax(np.abs(zs - zs[best]) / np.where(se > 0, se, np.nan), axis=1)
+    ll = -value
+    tol_ll = 1e-6 * (1.0 + abs(ll[best]))
+    ids, reps = np.full(n_starts, -1), []
+    for i in np.argsort(value):
+        if not np.isfinite(value[i]):
+            continue
+        for j, r in enumerate(reps):
+            if (
+                abs(ll[i] - ll[r]) <= tol_ll
+                and np.nanmax(np.abs(zs[i] - zs[r]) / np.where(se > 0, se, 1.0)) <= 1e-3
+            ):
+                ids[i] = j
+                break
+        else:
+            ids[i] = len(reps)
+            reps.append(i)
+    optima = pd.DataFrame(
+        {
+            "loglik": ll,
+            "converged": conv,
+            "distance_se": dist_se,
+            "optimum": ids,
+            "best": np.arange(n_starts) == best,
+        },
+        index=pd.RangeIndex(n_starts, name="start"),
+    )
+    others = optima[(optima.optimum > 0) & optima.converged]
+    if len(others):
+        worst_gap = float(ll[best] - others.loglik.min())
+        warnings.warn(
+            f"{len(reps)} distinct optima were reached from {n_starts} starts (log-likelihood gap up "
+            f"to {worst_gap:.4g}); the best is returned, see res.optima",
+            MultimodalityWarning,
+            stacklevel=4,
+        )
+    return out, optima
+
+
+def _apply_issues(bound, issues, se, converged, message):
+    """NaN standard errors for the sites an issue involves; the verdict and warnings."""
+    for issue in issues:
+        cls = {
+            "separation": SeparationWarning,
+            "boundary": BoundaryWarning,
+            "unbounded": BoundaryWarning,
+            "ridge": IdentifiabilityWarning,
+        }[issue.kind]
+        text = f"{issue.kind}: {issue.detail}. Direction: {issue.direction}"
+        if issue.kind in ("separation", "boundary", "unbounded"):
+            for site in issue.sites:
+                se[site] = np.full(np.shape(se[site]), np.nan)
+            text += f"; standard errors of {list(issue.sites)} set to NaN"
+        if issue.kind in ("separation", "unbounded"):
+            converged = False
+        message = f"{text} [optimizer: {message}]"
+        warnings.warn(text, cls, stacklevel=4)
+    return se, converged, message
+
+
+def _assemble(bound: Bound, method: str, opt, theta, jac, det, jac_det, leaves, optima=None) -> MLEResult:
     pr = bound.problem
     status = int(opt.status)
     converged = status == CONVERGED
@@ -330,8 +462,13 @@ def _assemble(bound: Bound, method: str, opt, theta, jac, det, jac_det) -> MLERe
     if not converged:
         grad_max = float(np.max(np.abs(opt.grad), initial=0.0))
         message += f" (max |gradient| {grad_max:.3g}, λ²/2 {0.5 * float(opt.decrement2):.3g})"
-        warnings.warn(f"fit did not converge: {message}", ConvergenceWarning, stacklevel=3)
     inv = invert_information(opt.hess)
+    z = np.asarray(opt.z)
+    issues = []
+    if status != NONFINITE_START and diag.suspicious(converged, inv.positive_definite, z, inv.cov):
+        issues = _diagnose(bound, opt, inv, leaves)
+    if not converged and not any(i.kind in ("separation", "unbounded", "boundary", "ridge") for i in issues):
+        warnings.warn(f"fit did not converge: {message}", ConvergenceWarning, stacklevel=3)
     if not inv.positive_definite:
         bad = _unestimable_names(bound, inv.estimable)
         warnings.warn(
@@ -344,6 +481,14 @@ def _assemble(bound: Bound, method: str, opt, theta, jac, det, jac_det) -> MLERe
     cov = delta_cov(jac, inv)
     params = pr.layout.split(np.asarray(theta))
     se = pr.layout.split(np.sqrt(np.diag(cov)))
+    if issues:
+        se, converged, message = _apply_issues(bound, issues, dict(se), converged, message)
+        bad_sites = {s for i in issues if i.kind != "ridge" for s in i.sites}
+        if bad_sites:
+            mask = np.concatenate([np.full(math.prod(s.shape), s.name in bad_sites) for s in pr.layout.sites])
+            cov = cov.copy()
+            cov[mask, :] = np.nan
+            cov[:, mask] = np.nan
     det_vals, det_se, i = {}, {}, 0
     if det.size:
         var = np.diag(delta_cov(jac_det, inv))
@@ -374,5 +519,32 @@ def _assemble(bound: Bound, method: str, opt, theta, jac, det, jac_det) -> MLERe
         hessian=frozen_array(opt.hess),
         jacobian=frozen_array(jac),
         hessian_eigvals=frozen_array(inv.eigvals),
+        issues=tuple(issues),
+        optima=optima,
         fit=bound,
+    )
+
+
+def _diagnose(bound: Bound, opt, inv, leaves) -> list:
+    """The ray test of mleppl._diagnose on this fit (one vmapped evaluation)."""
+    z = np.asarray(opt.z, dtype=np.float64)
+    h = np.asarray(opt.hess, dtype=np.float64)
+    g = np.asarray(opt.grad, dtype=np.float64)
+    if not np.all(np.isfinite(z)):
+        return []
+    if np.all(np.isfinite(h)):
+        dh = np.sqrt(np.abs(np.diag(h)))
+        dsc = np.where(dh > 0, 1.0 / np.where(dh > 0, dh, 1.0), 1.0)
+        dirs = diag.ray_directions(z, g, h, inv.eigvecs, inv.eigvals, dsc, inv.cov)
+    else:
+        # the Hessian overflowed (e.g. a scale at 1e-129): probe radially and every coordinate
+        radial = z / max(float(np.max(np.abs(z))), 1e-300)
+        dirs = np.vstack([radial[None, :], np.eye(z.shape[0])]) if np.any(z != 0) else np.eye(z.shape[0])
+    if not len(dirs):
+        return []
+    pts = diag.ray_points(z, dirs)
+    values = np.asarray(_batch_negloglik(bound)(jnp.asarray(pts), leaves))
+    labels, sites = diag.z_labels(bound.problem.layout)
+    return diag.classify_rays(
+        float(opt.value), values, dirs, labels, sites, diag.bounded_sites(bound.problem.layout)
     )

@@ -48,7 +48,15 @@ class MLEResult:
         Free parameters: the dimension of the unconstrained vector (a simplex
         of K entries counts K − 1).
     converged : bool
-        Whether mleppl's convergence test passed; ``message`` says why not.
+        Whether mleppl's convergence test passed and a finite maximum exists;
+        ``message`` says why not.
+    issues : tuple of Issue
+        What the after-fit diagnosis found: ``kind`` is ``"separation"``,
+        ``"boundary"``, ``"unbounded"`` or ``"ridge"``, with the sites involved
+        and the direction in parameter space.
+    optima : pandas.DataFrame or None
+        With ``n_starts > 1``: one row per start (log-likelihood, converged,
+        distance to the best estimate in standard errors, distinct optimum id).
     deterministic, deterministic_se : Mapping[str, ndarray]
         ``numpyro.deterministic`` sites at the estimate and their delta-method
         standard errors.
@@ -83,6 +91,8 @@ class MLEResult:
     jacobian: np.ndarray
     hessian_eigvals: np.ndarray
     cov_type: str = "oim"
+    issues: tuple = ()  # problems found by the after-fit diagnosis (see mleppl._diagnose.Issue)
+    optima: Any = None  # with n_starts > 1: a DataFrame of the optima the starts reached
     fit: Any = dataclasses.field(default=None, compare=False)  # private: how to refit/evaluate
 
     # ----------------------------------------------------------- criteria
@@ -170,7 +180,9 @@ class MLEResult:
         """Predictive draws, site -> ``(S, ...)``; see :func:`mleppl._predictive.predictive`."""
         from ._predictive import predictive
 
-        return predictive(self, rng_key, *args, num_samples=num_samples, uncertainty=uncertainty, **model_kwargs)
+        return predictive(
+            self, rng_key, *args, num_samples=num_samples, uncertainty=uncertainty, **model_kwargs
+        )
 
     def __repr__(self) -> str:
         status = "converged" if self.converged else "NOT converged"

@@ -14,6 +14,7 @@ __all__ = [
     "SeparationWarning",
     "IdentifiabilityWarning",
     "BoundaryWarning",
+    "MultimodalityWarning",
 ]
 
 
@@ -39,3 +40,7 @@ class IdentifiabilityWarning(MLEWarning):
 
 class BoundaryWarning(MLEWarning):
     """An estimate sits on (or runs to) the boundary of its support."""
+
+
+class MultimodalityWarning(MLEWarning):
+    """Different starts reached materially different optima (``n_starts > 1``)."""

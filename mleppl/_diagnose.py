@@ -1,0 +1,194 @@
+"""After-the-fit diagnosis: estimates at infinity, boundaries, unbounded likelihoods, ridges.
+
+Runs only when the fit itself shows a sign of trouble (not converged, a Hessian that is
+not positive definite, or an unconstrained standard error above ``SE_RATIO`` times the
+estimate's size), so the ordinary path pays nothing.
+
+The test is a *ray test*: the negative log-likelihood ``f`` is evaluated far out along a
+few suspicious directions ``u`` of the unconstrained space, at ``z ± t·c·u`` for
+``t = 1/256, 1/128, …, 64`` with ``c = max(1, ‖z‖∞)``, in one vmapped call. At a genuine
+optimum ``f`` rises steeply along every such ray. Otherwise, along a direction ``u``:
+
+- ``f`` keeps falling (within rounding) on one side → the supremum of the likelihood
+  lies at infinity in ``z``: for parameters with unbounded support the estimates run
+  off (separation); for bounded ones the estimate sits on the boundary of its support
+  (a variance at 0, a probability at 0 or 1);
+- ``f`` falls by more than ``UNBOUNDED_NATS`` → the likelihood is unbounded (e.g. a
+  mixture component collapsing on one observation);
+- ``f`` is flat on both sides → a ridge: the combination ``u`` of parameters is not
+  identified by the data.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Issue", "suspicious", "ray_directions", "classify_rays", "RAY_STEPS"]
+
+SE_RATIO = 1e3
+UNBOUNDED_NATS = 1.0
+RAY_STEPS = 2.0 ** np.arange(-8, 7)  # 1/256 … 64
+
+
+class Issue(NamedTuple):
+    """One problem found by the diagnosis."""
+
+    kind: str  # "separation" | "boundary" | "unbounded" | "ridge"
+    sites: tuple[str, ...]
+    direction: str  # the direction as a combination of parameter labels
+    detail: str
+
+
+def suspicious(converged: bool, positive_definite: bool, z: np.ndarray, cov_z: np.ndarray) -> bool:
+    """Whether the fit shows a sign that warrants the ray test."""
+    if not converged or not positive_definite:
+        return True
+    se = np.sqrt(np.abs(np.diag(cov_z)))
+    return bool(np.any(~np.isfinite(se)) or np.any(se > SE_RATIO * np.maximum(1.0, np.abs(z))))
+
+
+def ray_directions(z, g, h, eigvecs, eigvals, dsc, cov_z) -> np.ndarray:
+    """Unit directions to probe (rows): the radial direction z itself (scaling a linear
+    predictor keeps a separating hyperplane), the weakest eigen-directions, the Newton
+    direction, and each coordinate whose standard error is suspiciously large."""
+    p = z.shape[0]
+    dirs = [np.asarray(z, dtype=float)]
+    order = np.argsort(eigvals)
+    for k in order[: min(2, p)]:
+        dirs.append(dsc * eigvecs[:, k])
+    try:
+        d = -np.linalg.lstsq(h, g, rcond=None)[0]
+        if np.all(np.isfinite(d)) and np.any(d != 0):
+            dirs.append(d)
+    except np.linalg.LinAlgError:
+        pass
+    se = np.sqrt(np.abs(np.diag(cov_z)))
+    for i in np.flatnonzero(~np.isfinite(se) | (se > SE_RATIO * np.maximum(1.0, np.abs(z)))):
+        e = np.zeros(p)
+        e[i] = 1.0
+        dirs.append(e)
+    out = []
+    for d in dirs:
+        n = np.max(np.abs(d))
+        if np.isfinite(n) and n > 0:
+            out.append(d / n)
+    return np.array(out) if out else np.zeros((0, p))
+
+
+def ray_points(z: np.ndarray, dirs: np.ndarray) -> np.ndarray:
+    """All probe points, shape (n_dirs · 2 · len(RAY_STEPS), p)."""
+    c = max(1.0, float(np.max(np.abs(z), initial=0.0)))
+    pts = [z + sign * t * c * u for u in dirs for sign in (1.0, -1.0) for t in RAY_STEPS]
+    return np.array(pts) if pts else np.zeros((0, z.shape[0]))
+
+
+def _combination(u: np.ndarray, labels: list[str]) -> str:
+    idx = np.argsort(-np.abs(u))
+    terms = [f"{u[i]:+.2f}·{labels[i]}" for i in idx if abs(u[i]) >= 0.05][:6]
+    return " ".join(terms) if terms else "(none)"
+
+
+def classify_rays(
+    f0: float,
+    values: np.ndarray,
+    dirs: np.ndarray,
+    z_labels: list[str],
+    z_sites: list[str],
+    bounded_sites: set[str],
+) -> list[Issue]:
+    """Turn the objective along the rays into issues (one per kind and set of sites)."""
+    n_t = len(RAY_STEPS)
+    eps = 1e-9 * (1.0 + abs(f0))
+    issues: dict[tuple, Issue] = {}
+    for j, u in enumerate(dirs):
+        block = values[j * 2 * n_t : (j + 1) * 2 * n_t].reshape(2, n_t)
+        delta = np.where(np.isnan(block), np.inf, block - f0)
+        # Far out, the model itself may overflow (exp(−1000) = 0 in a scale): judge each
+        # side on its prefix before the first +inf/NaN, which must hold ≥ 3 points.
+        falls, flat_sides = [], []
+        for side in delta:
+            stop = int(np.argmax(side == np.inf)) if np.any(side == np.inf) else n_t
+            head = side[:stop]
+            falls.append(stop >= 3 and bool(np.all(head <= eps)))
+            flat_sides.append(stop >= 3 and bool(np.all(np.abs(head) <= eps)))
+        flat = all(flat_sides)
+        involved = [i for i in range(len(u)) if abs(u[i]) >= 0.05]
+        sites = tuple(dict.fromkeys(z_sites[i] for i in involved))
+        combo = _combination(u, z_labels)
+        if flat:
+            kind, detail = "ridge", "the log-likelihood is flat along this combination in both directions"
+        elif any(falls):
+            s = 0 if falls[0] else 1
+            side = delta[s]
+            stop = int(np.argmax(side == np.inf)) if np.any(side == np.inf) else n_t
+            gains = -side[:stop]
+            gain = float(np.max(gains))
+            # unbounded: still gaining substantially at the last doubling of the distance;
+            # separation/boundary: the gain saturates (the supremum is finite)
+            growing = gain == np.inf or (len(gains) >= 2 and gains[-1] - gains[-2] >= 0.25 * gains[-1])
+            if gain > UNBOUNDED_NATS and growing:
+                kind = "unbounded"
+                detail = (
+                    f"the log-likelihood keeps increasing (by {gain:.3g} nats further out): it is "
+                    "unbounded, so there is no maximum-likelihood estimate"
+                )
+            elif any(site in bounded_sites for site in sites):
+                kind = "boundary"
+                detail = (
+                    "the maximum lies on the boundary of the support (the estimate runs to it); "
+                    "Wald standard errors are not valid there"
+                )
+            else:
+                kind = "separation"
+                detail = (
+                    "the estimates run off to infinity while the log-likelihood approaches its "
+                    "supremum (separation); no finite estimate or standard error exists"
+                )
+            u = u if s == 0 else -u
+            combo = _combination(u, z_labels)
+        else:
+            continue
+        key = (kind, sites)
+        if key not in issues:
+            issues[key] = Issue(kind, sites, combo, detail)
+    return list(issues.values())
+
+
+def z_labels(layout) -> tuple[list[str], list[str]]:
+    """Labels and site names of the unconstrained coordinates.
+
+    A real-valued site's coordinates are its parameters (``b[1]``); a constrained
+    site's are written ``u(sigma)``: the unconstrained coordinate the optimizer uses.
+    """
+    from ._likelihood import param_labels
+
+    bounded = bounded_sites(layout)
+    labels, sites = [], []
+    for s in layout.sites:
+        k = math.prod(s.unconstrained_shape)
+        if tuple(s.unconstrained_shape) == tuple(s.shape):
+            labs = param_labels(s.name, s.shape)
+        else:
+            labs = [f"{s.name}~{i}" for i in range(k)]
+        if s.name in bounded:
+            labs = [f"u({lab})" for lab in labs]
+        labels += labs
+        sites += [s.name] * k
+    return labels, sites
+
+
+def bounded_sites(layout) -> set[str]:
+    """Sites whose support is not all of R^k (their z → ±∞ means a boundary)."""
+    from numpyro.distributions import constraints
+
+    out = set()
+    for s in layout.sites:
+        base = s.support
+        while isinstance(base, constraints.independent):
+            base = base.base_constraint
+        if base is not constraints.real and not isinstance(base, type(constraints.real)):
+            out.add(s.name)
+    return out
