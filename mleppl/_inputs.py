@@ -3,7 +3,10 @@
 Array-like arguments (NumPy, JAX, pandas) become the traced inputs of the
 compiled fit, converted to float64 (floating), int64 (integer) or bool.
 Everything else (Python scalars, strings, None, callables) is static: it is
-part of the compilation key. Nothing the caller passed is ever written to.
+part of the compilation key. Nothing the caller passed is ever written to,
+and nothing downstream holds the caller's memory: each array argument becomes
+a private, read-only copy, so an (immutable) result does not change when the
+caller later modifies their arrays in place.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ def _is_array_like(x) -> bool:
     return mod.startswith("pandas") and hasattr(x, "to_numpy")
 
 
+def _private(a: np.ndarray, dtype) -> np.ndarray:
+    """A read-only copy in ``dtype``: never a view of the caller's memory."""
+    out = np.array(a, dtype=dtype, copy=True)
+    out.flags.writeable = False
+    return out
+
+
 def _convert(x, label: str) -> np.ndarray:
     if hasattr(x, "to_numpy") and not isinstance(x, (np.ndarray, jax.Array)):
         try:
@@ -39,12 +49,19 @@ def _convert(x, label: str) -> np.ndarray:
         except Exception as e:  # noqa: BLE001 - report any pandas conversion failure
             raise TypeError(f"argument {label}: expected numeric data, got {type(x).__name__} ({e})") from e
     a = np.asarray(x)
-    if a.dtype == bool:
-        return a
-    if np.issubdtype(a.dtype, np.floating):
-        return a.astype(np.float64, copy=False)
-    if np.issubdtype(a.dtype, np.integer):
-        return a.astype(np.int64, copy=False)
+    # dtype.kind, not np.issubdtype: NumPy counts timedelta64 as an integer type,
+    # which would silently turn durations into counts of their unit.
+    if a.dtype.kind == "b":
+        return _private(a, bool)
+    if a.dtype.kind == "f":
+        return _private(a, np.float64)
+    if a.dtype.kind in "iu":
+        if a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
+            raise ValueError(
+                f"argument {label}: expected integers that fit int64, got {a.dtype} values up to "
+                f"{int(a.max())} (they would wrap around to negative numbers; convert explicitly)"
+            )
+        return _private(a, np.int64)
     raise TypeError(
         f"argument {label}: expected a numeric or boolean array, got dtype {a.dtype}"
         + (
