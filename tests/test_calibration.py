@@ -120,7 +120,10 @@ def test_nominal_coverage(name):
     n_boot = 200 if name != "normal n=50" else 0
     table = coverage(name, reps, n_boot=n_boot, seed=7)
     assert (table["reps"] >= 0.99 * reps).all()
-    bad = table[np.abs(table["coverage"] - LEVEL) > _mc_tol(reps)]
+    # The percentile bootstrap inherits the MLE's small-sample bias away from zero (0.92–0.93
+    # at R = 1000 for the larger logistic coefficients, docs/guide/uncertainty.md): 0.02 slack.
+    slack = np.where(table["method"] == "bootstrap percentile", 0.02, 0.0)
+    bad = table[np.abs(table["coverage"] - LEVEL) > _mc_tol(reps) + slack]
     assert bad.empty, f"coverage outside 0.95 ± {_mc_tol(reps):.3f}:\n{bad}"
 
 
