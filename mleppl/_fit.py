@@ -82,9 +82,11 @@ def _support_key(c) -> Any:
 def _check_options(method, max_steps, tol, init) -> None:
     if method not in METHODS:
         raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
-    if max_steps is not None and not (isinstance(max_steps, (int, np.integer)) and max_steps > 0):
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not (isinstance(max_steps, (int, np.integer)) and max_steps > 0)
+    ):
         raise ValueError(f"max_steps: expected a positive integer or None, got {max_steps!r}")
-    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
+    if isinstance(tol, bool) or not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
         raise ValueError(f"tol: expected a positive finite number, got {tol!r}")
     if init is not None and not isinstance(init, dict):
         raise TypeError(f"init: expected a dict of site name -> constrained value, got {type(init).__name__}")
@@ -93,9 +95,14 @@ def _check_options(method, max_steps, tol, init) -> None:
 def _rng_key(rng_key):
     if rng_key is None:
         return jax.random.PRNGKey(0)
-    if isinstance(rng_key, (int, np.integer)):
+    if isinstance(rng_key, (int, np.integer)) and not isinstance(rng_key, bool):
         return jax.random.PRNGKey(int(rng_key))
-    return rng_key
+    if isinstance(rng_key, (jax.Array, np.ndarray)) and (
+        jax.dtypes.issubdtype(rng_key.dtype, jax.dtypes.prng_key)
+        or (rng_key.shape == (2,) and rng_key.dtype == np.uint32)
+    ):
+        return rng_key
+    raise TypeError(f"rng_key: expected None, an int or a jax.random key, got {type(rng_key).__name__}")
 
 
 def _resolve_method(method: str, nobs: int, p: int) -> str:
@@ -323,7 +330,7 @@ def fit_mle(
     (2.333333, 1.555556)
     """
     _check_options(method, max_steps, tol, init)
-    if not (isinstance(n_starts, (int, np.integer)) and n_starts >= 1):
+    if isinstance(n_starts, bool) or not (isinstance(n_starts, (int, np.integer)) and n_starts >= 1):
         raise ValueError(f"n_starts: expected a positive integer, got {n_starts!r}")
     with jax.enable_x64(True), single_threaded_blas():
         key = _rng_key(rng_key)

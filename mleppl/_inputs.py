@@ -82,6 +82,15 @@ def _labels(model: Callable, n_args: int, kw_names: list[str]) -> list[str]:
     return out + [f"'{k}'" for k in kw_names]
 
 
+def _numeric_list(x) -> bool:
+    """A (nested) list of Python numbers of one consistent nesting depth."""
+    import numbers
+
+    if isinstance(x, list):
+        return all(_numeric_list(v) for v in x)
+    return isinstance(x, numbers.Number) and not isinstance(x, complex)
+
+
 def _hashable(x) -> bool:
     try:
         hash(x)
@@ -97,6 +106,8 @@ def split_inputs(model: Callable, args: tuple, kwargs: dict) -> Inputs:
     leaves, labels, static = [], [], []
     structure = []
     for top, label in zip(tops, top_labels):
+        if isinstance(top, list) and top and _numeric_list(top):
+            top = np.asarray(top)  # a list of numbers is data, as NumPy would read it
         flat, treedef = jax.tree_util.tree_flatten(top, is_leaf=_is_array_like)
         kinds = []
         for j, leaf in enumerate(flat):

@@ -171,17 +171,34 @@ def bind(model: Callable, args: tuple, kwargs: dict, rng_key) -> Bound:
             "e.g. y=..., left out or None?)"
         )
     for name in sites.observed:
+        shown = npa.display_name(tr, name)
         msg = npa.observed_shape_problem(tr, name)
         if msg:
-            raise ValueError(msg)
+            raise ValueError(msg.replace(f"'{name}'", f"'{shown}'"))
         bad = npa.observed_nonfinite(tr, name)
         if bad:
             raise ValueError(
-                f"observed site '{name}': expected finite data, got {bad} NaN/inf value(s) "
+                f"observed site '{shown}': expected finite data, got {bad} NaN/inf value(s) "
                 "(drop those observations or mask them with obs_mask=)"
             )
-    terms = npa.loglik_terms(tr, sites.observed)
-    nobs = int(sum(int(np.count_nonzero(np.asarray(w))) for _, w in terms.values()))
+        outside = npa.observed_outside_support(tr, name)
+        if outside:
+            raise ValueError(
+                f"observed site '{shown}': expected data inside the support of its distribution, {outside}"
+            )
+    try:
+        terms = npa.loglik_terms(tr, sites.observed)
+    except Exception as e:
+        raise TypeError(
+            f"the log-likelihood of the observed site(s) {list(sites.observed)} could not be evaluated "
+            f"on the data ({type(e).__name__}: {e}); expected array data (NumPy, JAX or pandas)"
+        ) from e
+    nobs = int(
+        sum(
+            int(np.count_nonzero(np.asarray(w))) if np.size(tr[n]["value"]) else 0
+            for n, (_, w) in terms.items()
+        )
+    )
     if nobs == 0:
         raise ValueError("the data are empty: expected at least one (unmasked) observation, got 0")
     problem = make_problem(model, sites, inputs.rebuild)

@@ -254,6 +254,41 @@ def observed_shape_problem(tr: dict, name: str) -> str | None:
     return None
 
 
+def display_name(tr: dict, name: str) -> str:
+    """The user's name for an observed site: ``y`` for NumPyro's ``y_observed`` (obs_mask)."""
+    if name.endswith("_observed"):
+        base = name[: -len("_observed")]
+        if base in tr and tr[base]["type"] == "deterministic" and f"{base}_unobserved" in tr:
+            return base
+    return name
+
+
+def observed_outside_support(tr: dict, name: str) -> str | None:
+    """A description of unmasked data outside the site's support, or None."""
+    site = tr[name]
+    fn = site["fn"]
+    value = site["value"]
+    try:
+        inside = np.asarray(fn.support(value))
+    except Exception:  # noqa: BLE001 - a support that cannot be checked is not checked
+        return None
+    mask = site_mask(site)
+    if mask is not None:
+        inside = inside | ~np.broadcast_to(np.asarray(mask), inside.shape)
+    if inside.all():
+        return None
+    v = np.asarray(value)
+    bad = ~inside
+    example = v[bad] if bad.shape == v.shape[: bad.ndim] else v
+    base = fn
+    while hasattr(base, "base_dist"):  # Expanded / Masked / Independent wrappers
+        base = base.base_dist
+    return (
+        f"got {int(bad.sum())} value(s) outside {fn.support} (e.g. {np.ravel(example)[:3].tolist()}) "
+        f"for {type(base).__name__}"
+    )
+
+
 def observed_nonfinite(tr: dict, name: str) -> int:
     """Number of non-finite data values at an observed site that are not masked out."""
     site = tr[name]
