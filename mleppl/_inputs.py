@@ -22,7 +22,7 @@ __all__ = ["Inputs", "split_inputs"]
 
 
 class Inputs(NamedTuple):
-    leaves: tuple[np.ndarray, ...]  # dynamic (array) leaves
+    leaves: tuple[jax.Array, ...]  # dynamic (array) leaves: immutable JAX arrays, float64/int64/bool
     labels: tuple[str, ...]  # argument label of each dynamic leaf, for messages
     key: Any  # hashable static description (compilation cache key)
     rebuild: Callable  # leaves -> (args, kwargs)
@@ -35,14 +35,16 @@ def _is_array_like(x) -> bool:
     return mod.startswith("pandas") and hasattr(x, "to_numpy")
 
 
-def _private(a: np.ndarray, dtype) -> np.ndarray:
-    """A read-only copy in ``dtype``: never a view of the caller's memory."""
-    out = np.array(a, dtype=dtype, copy=True)
-    out.flags.writeable = False
-    return out
+def _private(a: np.ndarray, dtype) -> jax.Array:
+    """The data as a JAX array in ``dtype``: one copy, immutable, never a view of the
+    caller's memory (so a result does not change when the caller later edits their
+    arrays in place), and the only copy the fit needs (no further conversions)."""
+    a = a.astype(dtype, copy=False)  # a view when the dtype already matches
+    with jax.enable_x64(True):  # keep float64/int64 whatever the global setting
+        return jax.device_put(a, may_alias=False)
 
 
-def _convert(x, label: str) -> np.ndarray:
+def _convert(x, label: str) -> jax.Array:
     if hasattr(x, "to_numpy") and not isinstance(x, (np.ndarray, jax.Array)):
         try:
             x = x.to_numpy()
