@@ -40,6 +40,9 @@ _DEFAULT_MAX_STEPS = {"newton": 100, "lbfgs": 2000, "lbfgs-newton": 1000}
 # Newton's cost per step grows like nobs·p² (the Hessian), L-BFGS's like nobs·p:
 # below this budget exact Newton is as cheap as anything and the most robust.
 _NEWTON_BUDGET = 5e7
+# Above this many (observation × direction) tangent values the Hessian is computed in
+# chunks of directions, bounding its memory to ~ _HESS_TANGENTS × 8 bytes per array.
+_HESS_TANGENTS = 2e6
 
 _PROGRAMS: dict = {}
 _BLAS: list = []  # a cached threadpoolctl controller, made once LAPACK is loaded
@@ -137,16 +140,32 @@ def _program(bound: Bound, method: str, max_steps: int, tol: float, batched: boo
     ``batched``: the same program vmapped over a batch of starts (``n_starts``).
     """
     pr = bound.problem
-    key = (*_structure_key(bound), method, max_steps, tol, batched)
+    key = (
+        *_structure_key(bound),
+        method,
+        max_steps,
+        tol,
+        batched,
+        bound.nobs * bound.problem.layout.size > _HESS_TANGENTS,
+    )
     prog = _PROGRAMS.get(key)
     if prog is not None:
         return prog
     layout = pr.layout
     has_det = bool(pr.sites.deterministic)
 
+    p = layout.size
+    chunk = None if bound.nobs * p <= _HESS_TANGENTS else max(1, int(_HESS_TANGENTS // bound.nobs))
+
     def run(leaves, z0, scale):
         res = minimize(
-            lambda z: pr.negloglik(z, leaves), z0, method=method, scale=scale, max_steps=max_steps, tol=tol
+            lambda z: pr.negloglik(z, leaves),
+            z0,
+            method=method,
+            scale=scale,
+            max_steps=max_steps,
+            tol=tol,
+            hess_chunk=chunk,
         )
 
         def flat_theta(z):
