@@ -8,6 +8,7 @@ PAV-adjusted calibration plot. ArviZ and matplotlib are imported lazily.
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -225,7 +226,12 @@ def _draw(dt, kind: str, sites: list[str], data_type: str | None):
         options["data_type"] = data_type
     if kind == "dist_pit" and len(sites) > 1:  # one row per site; ArviZ's default squeezes the rows
         options["figure_kwargs"] = {"figsize": (10.0, 3.4 * len(sites))}
-    return getattr(arviz_plots, fname)(dt, var_names=sites, **options)
+    plotter = getattr(arviz_plots, fname)
+    if "num_samples" in inspect.signature(plotter).parameters:
+        # ArviZ draws 50 predictive curves by default and warns when fewer exist
+        sizes = dt["posterior_predictive"].sizes
+        options.setdefault("num_samples", min(50, int(sizes["chain"]) * int(sizes["draw"])))
+    return plotter(dt, var_names=sites, **options)
 
 
 def _save(pc, path: Path) -> None:
