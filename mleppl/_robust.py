@@ -124,29 +124,11 @@ def _unit_weights(bound, spec: UnitSpec) -> np.ndarray:
     return total
 
 
-def _support_key(c):
-    """Hashable fingerprint of a constraint, bounds included (they may come from data)."""
-    items = []
-    for k, v in sorted(vars(c).items()):
-        if hasattr(v, "__dict__") and type(v).__module__.startswith("numpyro"):
-            items.append((k, _support_key(v)))
-        elif isinstance(v, (np.ndarray, jax.Array, float, int)):
-            a = np.asarray(v)
-            items.append((k, a.shape, a.dtype.str, a.tobytes()))
-        else:
-            items.append((k, repr(v)))
-    return (type(c).__name__, tuple(items))
-
-
 def program_key(bound, *extra):
     """Cache key of a compiled function of this model and data structure (as fit_mle's)."""
-    pr = bound.problem
-    return (
-        pr.model,
-        bound.inputs.key,
-        tuple((s.name, s.shape, _support_key(s.support)) for s in pr.sites.free),
-        *extra,
-    )
+    from ._fit import _structure_key
+
+    return (*_structure_key(bound), *extra)
 
 
 def _score_program(bound, spec: UnitSpec):
