@@ -32,6 +32,7 @@ NAMES = (
     "ar1",
     "zero_inflated_poisson",
     "gaussian_mixture",
+    "neural_network",
 )
 
 

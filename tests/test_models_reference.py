@@ -23,6 +23,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 import statsmodels.api as sm
 from _library import bundled
 from conftest import REF_EST, REF_LL, REF_SE, assert_rel
@@ -336,3 +337,93 @@ def test_gaussian_mixture_vs_sklearn_em():
     se_ref = np.sqrt(np.diag(np.linalg.inv(fd_hessian(nll, v))))
     got = np.array([res.se["weights"][0], *res.se["mu"], *res.se["sigma"]])
     assert_rel(got, se_ref, FD_SE, "SEs vs FD Hessian of an independent mixture NLL")
+
+
+def _network_nll_and_grad(X, y):
+    """Cross-entropy of the 2-tanh-unit network and its gradient by hand-written backpropagation.
+
+    Parameters flattened as ``[W (row-major), b, v, c]``, the order of ``res.params``.
+    """
+    d = X.shape[1]
+    H = 2
+
+    def unpack(x):
+        return x[: d * H].reshape(d, H), x[d * H : d * H + H], x[d * H + H : d * H + 2 * H], x[-1]
+
+    def nll(x):
+        W, b, v, c = unpack(x)
+        if not (np.all(v > 0) and b[0] < b[1]):
+            return np.inf
+        eta = np.tanh(X @ W + b) @ v + c
+        return float(np.sum(np.logaddexp(0.0, eta) - y * eta))
+
+    def grad(x):
+        W, b, v, c = unpack(x)
+        h = np.tanh(X @ W + b)
+        r = special.expit(h @ v + c) - y  # d NLL / d eta
+        da = np.outer(r, v) * (1.0 - h**2)  # d NLL / d (XW + b)
+        return np.concatenate([(X.T @ da).ravel(), da.sum(0), h.T @ r, [r.sum()]])
+
+    return nll, grad
+
+
+def test_neural_network_vs_independent_cross_entropy_and_sklearn():
+    from sklearn.metrics import log_loss
+    from sklearn.neural_network import MLPClassifier
+
+    _, ex, res = bundled("neural_network")
+    (X,), y = ex.args, ex.kwargs["y"]
+    nll, grad = _network_nll_and_grad(X, y)
+    est, se = flat(res)
+    # scipy BFGS with an analytic gradient, from a start 2 % away from our optimum
+    x0 = est * (1.0 + 0.02 * np.resize([1.0, -1.0, 0.5], est.size))
+    r = optimize.minimize(nll, x0, jac=grad, method="BFGS", options={"gtol": 1e-10, "maxiter": 10000})
+    assert np.max(np.abs(grad(r.x))) < 1e-6, r.message
+    assert_rel(-r.fun, res.loglik, REF_LL, "loglik vs independent cross-entropy")
+    assert_rel(est, r.x, OPT_EST, "estimates vs scipy BFGS")
+    se_ref = np.sqrt(np.diag(np.linalg.inv(fd_hessian(nll, r.x))))
+    assert_rel(se, se_ref, FD_SE, "SEs vs finite-difference Hessian of the independent cross-entropy")
+
+    # scikit-learn's network: its forward pass and log-loss at our estimate, then its own
+    # cross-entropy training (L-BFGS, no weight decay) warm-started at the perturbed start
+    d = X.shape[1]
+    mlp = MLPClassifier(
+        hidden_layer_sizes=(2,), activation="tanh", solver="lbfgs", alpha=0.0, tol=1e-14, max_iter=20000
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the one-step fit that only allocates the network
+        mlp.set_params(max_iter=1).fit(X, y)
+
+    def set_weights(x):
+        mlp.coefs_ = [x[: 2 * d].reshape(d, 2).copy(), x[2 * d + 2 : 2 * d + 4, None].copy()]
+        mlp.intercepts_ = [x[2 * d : 2 * d + 2].copy(), x[-1:].copy()]
+
+    set_weights(est)
+    ll_sk = -log_loss(y, mlp.predict_proba(X)[:, 1], normalize=False)
+    assert_rel(ll_sk, res.loglik, REF_LL, "loglik vs scikit-learn's network at our estimate")
+    set_weights(x0)
+    mlp.set_params(max_iter=20000, warm_start=True).fit(X, y)
+    sk = np.concatenate(
+        [mlp.coefs_[0].ravel(), mlp.intercepts_[0], mlp.coefs_[1].ravel(), mlp.intercepts_[1]]
+    )
+    # scikit-learn's L-BFGS stops on scipy's default relative-decrease test (ftol ≈ 2e-9),
+    # 1e-5 of the log-likelihood short of the maximum; it must not get above it
+    assert -mlp.loss_ * y.size <= res.loglik + 1e-9 * abs(res.loglik)
+    assert_rel(-mlp.loss_ * y.size, res.loglik, 1e-4, "loglik of MLPClassifier's own training")
+    assert_rel(sk, est, 0.1, "estimates of MLPClassifier's own training (stops early)")
+
+
+def test_neural_network_multistart_reaches_the_same_maximum():
+    """The documented from-scratch recipe: 8 starts with the intercept at the logit of the base rate."""
+    from mleppl import MultimodalityWarning, fit_mle
+
+    mod, ex, res = bundled("neural_network")
+    (X,), y = ex.args, ex.kwargs["y"]
+    with pytest.warns(MultimodalityWarning):  # a network has genuine local optima besides its maximum
+        multi = fit_mle(mod.model, X, y=y, n_starts=8, init={"c": special.logit(y.mean())})
+    assert_rel(multi.loglik, res.loglik, REF_LL, "best of 8 starts vs the bundled fit")
+    assert_rel(flat(multi)[0], flat(res)[0], OPT_EST, "estimates")
+    best = multi.optima[multi.optima.converged & (multi.optima.optimum == 0)]
+    assert len(best) >= 3, multi.optima
+    # no start, converged or not, got above the maximum (none is running off to a better step fit)
+    assert multi.optima.loglik.max() <= res.loglik + 1e-8 * abs(res.loglik)
