@@ -221,16 +221,12 @@ def _start(bound: Bound, init: dict, rng_key, attempt: int) -> jax.Array:
         # scales, uniform simplexes, a classic start for regression-type
         # likelihoods. Not exactly at it: JAX differentiates NumPyro's
         # logit-parametrized log-densities wrongly at logit == 0 (the kinks of
-        # max(x, 0) and |x| tie there), so a jitter of 1e-3 breaks the tie.
-        tr = npa.initial_values(pr.model, args, kwargs, rng_key, 0)
-        jitter = 1e-3 * jax.random.uniform(
-            jax.random.fold_in(rng_key, 7), (pr.layout.size,), minval=-1, maxval=1
-        )
-        zero = pr.layout.constrain(jitter)
-        values = {
-            s.name: (npa.value_of(tr, s.name) if s.kind == "param" else zero[s.name]) for s in pr.sites.free
-        }
-        values.update(init)
+        # max(x, 0) and |x| tie there), so a fixed jitter of at most 1e-3 breaks
+        # the tie. numpyro.param sites start at their declared value.
+        jitter = 1e-3 * np.cos(2.399963 * np.arange(1, pr.layout.size + 1))
+        fixed = {s.name: bound.trace[s.name]["value"] for s in pr.sites.free if s.kind == "param"}
+        fixed.update(init)
+        return jnp.asarray(pr.layout.with_blocks(jitter, fixed))
     else:
         tr = npa.initial_values(pr.model, args, kwargs, rng_key, attempt - 1)
         values = {s.name: npa.value_of(tr, s.name) for s in pr.sites.free}

@@ -81,6 +81,18 @@ class Layout(NamedTuple):
         parts = [jnp.ravel(values[s.name]) for s in self.sites]
         return jnp.concatenate(parts) if parts else jnp.zeros((0,))
 
+    def with_blocks(self, z: np.ndarray, values: dict) -> np.ndarray:
+        """A copy of flat ``z`` with the named sites' blocks set from constrained values."""
+        z = np.array(z, dtype=np.float64, copy=True)
+        i = 0
+        for s in self.sites:
+            k = math.prod(s.unconstrained_shape)
+            if s.name in values:
+                v = jnp.asarray(values[s.name], dtype=jnp.float64)
+                z[i : i + k] = np.ravel(np.asarray(s.transform.inv(v)))
+            i += k
+        return z
+
     def split(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         """Flat constrained vector -> dict of constrained site values (NumPy)."""
         out, i = {}, 0
@@ -186,19 +198,7 @@ def bind(model: Callable, args: tuple, kwargs: dict, rng_key) -> Bound:
             raise ValueError(
                 f"observed site '{shown}': expected data inside the support of its distribution, {outside}"
             )
-    try:
-        terms = npa.loglik_terms(tr, sites.observed)
-    except Exception as e:
-        raise TypeError(
-            f"the log-likelihood of the observed site(s) {list(sites.observed)} could not be evaluated "
-            f"on the data ({type(e).__name__}: {e}); expected array data (NumPy, JAX or pandas)"
-        ) from e
-    nobs = int(
-        sum(
-            int(np.count_nonzero(np.asarray(w))) if np.size(tr[n]["value"]) else 0
-            for n, (_, w) in terms.items()
-        )
-    )
+    nobs = sum(npa.observed_count(tr, n) for n in sites.observed)
     if nobs == 0:
         raise ValueError("the data are empty: expected at least one (unmasked) observation, got 0")
     problem = make_problem(model, sites, inputs.rebuild)

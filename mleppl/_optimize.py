@@ -171,10 +171,12 @@ def _newton(fun: Callable, z0, *, max_steps: int, tol: float, chunk: int | None 
         f, g, h = jax.lax.cond(
             s["fresh"], lambda zz: _eval(fun, zz, chunk), lambda zz: (s["f"], s["g"], s["h"]), s["z"]
         )
-        dsc, lam, v, gt = _eig_scaled(g, h)
+        bad_start = (s["it"] == 0) & ~(jnp.isfinite(f) & jnp.all(jnp.isfinite(g)))
+        bad_hess = ~jnp.all(jnp.isfinite(h))
+        dsc, lam, v, gt = _eig_scaled(g, jnp.where(bad_hess, 0.0, h))
         dec2, pd = _decrement(lam, gt)
-        done = pd & (0.5 * dec2 <= tol)
-        final = s["status"] == MAX_STEPS  # a last pass only to evaluate the last point
+        done = pd & (0.5 * dec2 <= tol) & ~bad_hess
+        final = (s["status"] == MAX_STEPS) | bad_start | bad_hess  # no step from here
         # first pass: start with the full (modified) Newton step as the radius
         _, n_full, _ = _tr_step(lam, gt, jnp.inf)
         delta_in = jnp.where(
@@ -197,9 +199,19 @@ def _newton(fun: Callable, z0, *, max_steps: int, tol: float, chunk: int | None 
         it = s["it"] + 1
         stuck = (~ok) & ((delta <= 1e-15 * (1.0 + snorm)) | (it >= max_iter))
         status = jnp.where(
-            done,
-            CONVERGED,
-            jnp.where(final | (ok & (k >= max_steps)), MAX_STEPS, jnp.where(stuck, LINESEARCH_FAILED, -1)),
+            bad_start,
+            NONFINITE_START,
+            jnp.where(
+                done,
+                CONVERGED,
+                jnp.where(
+                    bad_hess,
+                    NOT_POSITIVE_DEFINITE,
+                    jnp.where(
+                        final | (ok & (k >= max_steps)), MAX_STEPS, jnp.where(stuck, LINESEARCH_FAILED, -1)
+                    ),
+                ),
+            ),
         )
         # on MAX_STEPS the last accepted point has no Hessian yet: evaluate it once more
         z = jnp.where(ok, z_try, s["z"])
@@ -245,8 +257,8 @@ def _lbfgs(fun_scaled: Callable, z0, *, max_steps: int, gtol: float):
         return z, state, k + 1, jnp.where(jnp.isfinite(gmax), gmax, jnp.inf), ok
 
     state0 = opt.init(z0)
-    g0 = jax.grad(fun_scaled)(z0)
-    s = (z0, state0, jnp.asarray(0, jnp.int32), jnp.max(jnp.abs(g0), initial=0.0), jnp.asarray(True))
+    # the first gradient is taken inside the loop (one copy of the gradient code)
+    s = (z0, state0, jnp.asarray(0, jnp.int32), jnp.asarray(jnp.inf, z0.dtype), jnp.asarray(True))
     z, _, k, _, _ = jax.lax.while_loop(cond, body, s)
     return z, k
 
@@ -307,30 +319,26 @@ def minimize(
     hess_chunk : int, optional
         Compute the Hessian this many directions at a time (bounded memory).
     """
-    f0, g0 = jax.value_and_grad(fun)(z0)
-    start_ok = jnp.isfinite(f0) & jnp.all(jnp.isfinite(g0))
     zero = jnp.asarray(0, jnp.int32)
-
-    def run(z0):
-        if method in ("lbfgs", "lbfgs-newton"):
-            z, n_lbfgs = _lbfgs(lambda z: fun(z) / scale, z0, max_steps=max_steps, gtol=gtol)
-        else:
-            z, n_lbfgs = z0, zero
-        if method == "lbfgs":
-            f, g, h = _eval(fun, z, hess_chunk)
-            dec2, pd = newton_decrement(g, h)
-            done = pd & (0.5 * dec2 <= tol)
-            status = jnp.where(done, CONVERGED, jnp.where(pd, MAX_STEPS, NOT_POSITIVE_DEFINITE))
-            return z, f, g, h, zero, n_lbfgs, status
+    # No separate evaluation at the start: the Newton loop's first pass (or, for
+    # L-BFGS only, the final evaluation) reports a non-finite start as a status.
+    if method in ("lbfgs", "lbfgs-newton"):
+        z, n_lbfgs = _lbfgs(lambda z: fun(z) / scale, z0, max_steps=max_steps, gtol=gtol)
+    else:
+        z, n_lbfgs = z0, zero
+    if method == "lbfgs":
+        f, g, h = _eval(fun, z, hess_chunk)
+        dec2, pd = newton_decrement(g, h)
+        done = pd & (0.5 * dec2 <= tol)
+        finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g))
+        status = jnp.where(
+            ~finite,
+            NONFINITE_START,
+            jnp.where(done, CONVERGED, jnp.where(pd, MAX_STEPS, NOT_POSITIVE_DEFINITE)),
+        )
+        k = zero
+    else:
         z, f, g, h, k, status = _newton(fun, z, max_steps=max_steps, tol=tol, chunk=hess_chunk)
-        return z, f, g, h, k, n_lbfgs, status
-
-    def fail(z0):
-        p = z0.shape[0]
-        nan_h = jnp.full((p, p), jnp.nan, z0.dtype)
-        return z0, f0, g0, nan_h, zero, zero, jnp.asarray(NONFINITE_START)
-
-    z, f, g, h, k, n_lbfgs, status = jax.lax.cond(start_ok, run, fail, z0)
     z, f, g = _final_newton_correction(fun, z, f, g, h, status)
     dec2, pd = newton_decrement(g, jnp.where(jnp.isfinite(h), h, 0.0))
     status = jnp.where(
