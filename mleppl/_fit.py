@@ -42,7 +42,7 @@ _DEFAULT_MAX_STEPS = {"newton": 100, "lbfgs": 2000, "lbfgs-newton": 1000}
 _NEWTON_BUDGET = 5e7
 # Above this many (observation × direction) tangent values the Hessian is computed in
 # chunks of directions, bounding its memory to ~ _HESS_TANGENTS × 8 bytes per array.
-_HESS_TANGENTS = 2e6
+_HESS_TANGENTS = 5e6
 
 _PROGRAMS: dict = {}
 _BLAS: list = []  # a cached threadpoolctl controller, made once LAPACK is loaded

@@ -14,9 +14,10 @@ them into messages and warnings).
   converge to a saddle or a maximum). It converges quadratically and gives
   the Hessian at the optimum for free, which the standard errors need anyway.
 
-Convergence is judged by mleppl, never by an optimizer's flag: at the final
-point the Hessian H must be positive definite and the Newton decrement
-``λ² = gᵀ H⁻¹ g`` must satisfy ``λ²/2 ≤ tol``. ``λ²/2`` estimates the
+Convergence is judged by mleppl, never by an optimizer's flag: at the last
+evaluated point the Hessian H must be positive definite and the Newton
+decrement ``λ² = gᵀ H⁻¹ g`` must satisfy ``λ²/2 ≤ max(tol, NEAR_TOL)``; one
+final Newton correction (no new Hessian) must then bring it below ``tol``. ``λ²/2`` estimates the
 log-likelihood still to be gained, and ``λ`` is the distance to the optimum
 measured in standard errors (the Mahalanobis norm under ``H⁻¹``), so the
 tolerance is scale-free.
@@ -48,6 +49,13 @@ STATUS_MESSAGES = {
     NOT_POSITIVE_DEFINITE: "stopped at a point where the Hessian of the negative "
     "log-likelihood is not positive definite (a saddle, a ridge, or an optimum at infinity)",
 }
+
+# The loop stops once λ²/2 ≤ max(tol, NEAR_TOL) at an evaluated Hessian; one Newton
+# correction without a new Hessian then brings the decrement (measured with that
+# Hessian) below tol. λ²/2 ≤ 1e-10 means the point is ≤ 1.4e-5 standard errors from
+# the optimum: deep in Newton's quadratic region, and close enough that the Hessian
+# there gives the standard errors to ~1e-6 relative.
+NEAR_TOL = 1e-10
 
 # Relative eigenvalue floor: eigenvalues below this times the largest one are
 # treated as zero (the Hessian is then singular to working precision).
@@ -175,7 +183,7 @@ def _newton(fun: Callable, z0, *, max_steps: int, tol: float, chunk: int | None 
         bad_hess = ~jnp.all(jnp.isfinite(h))
         dsc, lam, v, gt = _eig_scaled(g, jnp.where(bad_hess, 0.0, h))
         dec2, pd = _decrement(lam, gt)
-        done = pd & (0.5 * dec2 <= tol) & ~bad_hess
+        done = pd & (0.5 * dec2 <= jnp.maximum(tol, NEAR_TOL)) & ~bad_hess
         final = (s["status"] == MAX_STEPS) | bad_start | bad_hess  # no step from here
         # first pass: start with the full (modified) Newton step as the radius
         _, n_full, _ = _tr_step(lam, gt, jnp.inf)
@@ -263,13 +271,15 @@ def _lbfgs(fun_scaled: Callable, z0, *, max_steps: int, gtol: float):
     return z, k
 
 
-def _final_newton_correction(fun: Callable, z, f, g, h, status):
+def _final_newton_correction(fun: Callable, z, f, g, h, status, tol):
     """One last Newton step ẑ − H⁻¹g at a converged point, without a new Hessian.
 
-    Convergence guarantees λ ≤ √(2·tol) standard errors from the optimum; by
+    Convergence guarantees λ ≤ √(2·NEAR_TOL) standard errors from the optimum; by
     quadratic convergence the corrected point is O(λ²) away, i.e. exact to
     working precision, for the price of one gradient evaluation. The step is
-    kept only if the objective does not get worse (beyond rounding).
+    kept only if the objective does not get worse (beyond rounding); the
+    decrement at the returned point, measured with the same Hessian, must then
+    be below ``tol`` for the fit to count as converged.
     """
     dsc, lam, v, gt = _eig_scaled(g, h)
     dec2, pd = _decrement(lam, gt)
@@ -280,11 +290,10 @@ def _final_newton_correction(fun: Callable, z, f, g, h, status):
     keep = (
         (status == CONVERGED) & pd & jnp.isfinite(f_new) & (f_new <= f + slack) & jnp.all(jnp.isfinite(g_new))
     )
-    return (
-        jnp.where(keep, z_new, z),
-        jnp.where(keep, f_new, f),
-        jnp.where(keep, g_new, g),
-    )
+    z, f, g = jnp.where(keep, z_new, z), jnp.where(keep, f_new, f), jnp.where(keep, g_new, g)
+    dec2_final, _ = _decrement(lam, v.T @ (g * dsc))
+    confirmed = (status != CONVERGED) | (0.5 * dec2_final <= tol)
+    return z, f, g, jnp.where(confirmed, status, MAX_STEPS)
 
 
 def minimize(
@@ -295,7 +304,7 @@ def minimize(
     scale: float,
     max_steps: int,
     tol: float,
-    gtol: float = 1e-9,
+    gtol: float = 1e-10,
     hess_chunk: int | None = None,
 ) -> OptResult:
     """Minimize ``fun`` from ``z0`` (traceable; call under ``jit``).
@@ -329,7 +338,7 @@ def minimize(
     if method == "lbfgs":
         f, g, h = _eval(fun, z, hess_chunk)
         dec2, pd = newton_decrement(g, h)
-        done = pd & (0.5 * dec2 <= tol)
+        done = pd & (0.5 * dec2 <= jnp.maximum(tol, NEAR_TOL))
         finite = jnp.isfinite(f) & jnp.all(jnp.isfinite(g))
         status = jnp.where(
             ~finite,
@@ -339,7 +348,7 @@ def minimize(
         k = zero
     else:
         z, f, g, h, k, status = _newton(fun, z, max_steps=max_steps, tol=tol, chunk=hess_chunk)
-    z, f, g = _final_newton_correction(fun, z, f, g, h, status)
+    z, f, g, status = _final_newton_correction(fun, z, f, g, h, status, tol)
     dec2, pd = newton_decrement(g, jnp.where(jnp.isfinite(h), h, 0.0))
     status = jnp.where(
         (status != CONVERGED) & (status != NONFINITE_START) & ~pd, NOT_POSITIVE_DEFINITE, status
