@@ -40,6 +40,7 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_logistic.py
+	$(PY) benchmarks/bench_uncertainty.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
