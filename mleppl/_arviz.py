@@ -33,7 +33,8 @@ import re
 import numpy as np
 
 from . import _numpyro as npa
-from ._predictive import as_key, check_num_samples, draw_z, evaluate_draws
+from ._inputs import as_rng_key
+from ._predictive import check_num_samples, draw_z, evaluate_draws
 
 __all__ = ["to_datatree", "loo", "nuts_to_datatree", "posterior_diagnostics"]
 
@@ -167,7 +168,7 @@ def build_datatree(
     from arviz_base import from_dict
 
     s = check_num_samples(num_samples)
-    key = as_key(rng_key)
+    key = as_rng_key(rng_key)
     k_z, k_y, k_pp = jax.random.split(key, 3)
     tr = bound.trace
     problem = bound.problem

@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import _numpyro as npa
 from ._inference import check_level, normal_quantile
+from ._inputs import as_rng_key
 from ._likelihood import param_labels
 from ._result import MLEResult
 
@@ -60,14 +61,6 @@ def _positive_int(name: str, value, *, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name}: expected an integer ≥ {minimum}, got {value!r}")
     return int(value)
-
-
-def _rng_key(rng_key):
-    if rng_key is None:
-        return jax.random.PRNGKey(0)
-    if isinstance(rng_key, (int, np.integer)) and not isinstance(rng_key, bool):
-        return jax.random.PRNGKey(int(rng_key))
-    return rng_key
 
 
 def _resolve_chain_method(chain_method: str, num_chains: int) -> str:
@@ -191,7 +184,7 @@ def fit_nuts(
         raise ValueError(f"target_accept_prob: expected a number in (0, 1), got {target_accept_prob!r}")
     method = _resolve_chain_method(chain_method, num_chains)
     with jax.enable_x64(True):
-        key_mcmc, key_prior, key_trace = jax.random.split(_rng_key(rng_key), 3)
+        key_mcmc, key_prior, key_trace = jax.random.split(as_rng_key(rng_key), 3)
         latent = _check_sample_sites(model, args, model_kwargs, key_trace)
         mcmc = MCMC(
             NUTS(model, target_accept_prob=float(target_accept_prob), dense_mass=bool(dense_mass)),

@@ -27,6 +27,7 @@ import pandas as pd
 
 from . import _numpyro as npa
 from ._inference import check_level
+from ._inputs import as_rng_key
 from ._optimize import CONVERGED, minimize
 from ._result import frozen_array, frozen_dict
 from ._robust import _PROGRAMS, _unit_weights, leaves_of, observation_units, program_key, scores, unit_loglik
@@ -333,9 +334,7 @@ def bootstrap(
     _check(res, n_boot, kind, chunk_size)
     bound = res.fit
     with jax.enable_x64(True):
-        key = jax.random.PRNGKey(0) if rng_key is None else rng_key
-        if isinstance(key, (int, np.integer)):
-            key = jax.random.PRNGKey(int(key))
+        key = as_rng_key(rng_key)
         leaves = leaves_of(bound)
         zhat = jnp.asarray(res.z)
         h = np.asarray(res.hessian)

@@ -32,6 +32,7 @@ class InverseInformation(NamedTuple):
     positive_definite: bool
     estimable: np.ndarray  # bool, one per unconstrained coordinate
     bad_directions: np.ndarray  # p × k eigenvectors with eigenvalue ≤ floor
+    scale: np.ndarray  # the Jacobi scaling D (eigen-quantities are of D H D)
 
 
 def invert_information(h: np.ndarray) -> InverseInformation:
@@ -51,11 +52,13 @@ def invert_information(h: np.ndarray) -> InverseInformation:
     if p == 0:
         e = np.zeros((0,))
         return InverseInformation(
-            np.zeros((0, 0)), e, np.zeros((0, 0)), True, e.astype(bool), np.zeros((0, 0))
+            np.zeros((0, 0)), e, np.zeros((0, 0)), True, e.astype(bool), np.zeros((0, 0)), e
         )
     if not np.all(np.isfinite(h)):
         nan = np.full((p, p), np.nan)
-        return InverseInformation(nan, np.full(p, np.nan), nan, False, np.zeros(p, bool), np.eye(p))
+        return InverseInformation(
+            nan, np.full(p, np.nan), nan, False, np.zeros(p, bool), np.eye(p), np.ones(p)
+        )
     h = 0.5 * (h + h.T)
     # Jacobi scaling (see _optimize.jacobi_scale): judge and invert D H D, then
     # Σ = D (D H D)⁻¹ D. Raw Longley: cond(H) = 2e19, cond(D H D) = 2e9.
@@ -70,10 +73,9 @@ def invert_information(h: np.ndarray) -> InverseInformation:
     cov = dsc[:, None] * ((vg / lam[good]) @ vg.T) * dsc[None, :]
     bad = v[:, ~good]
     estimable = np.sqrt(np.sum(bad**2, axis=1)) <= NULL_WEIGHT_TOL if bad.size else np.ones(p, bool)
-    cov = cov.copy()
     cov[~estimable, :] = np.nan
     cov[:, ~estimable] = np.nan
-    return InverseInformation(cov, lam, v, pd, estimable, bad)
+    return InverseInformation(cov, lam, v, pd, estimable, bad, dsc)
 
 
 def delta_cov(jac: np.ndarray, inv: InverseInformation) -> np.ndarray:

@@ -166,18 +166,14 @@ def z_labels(layout) -> tuple[list[str], list[str]]:
     from ._likelihood import param_labels
 
     bounded = bounded_sites(layout)
-    labels, sites = [], []
+    labels = []
     for s in layout.sites:
-        k = math.prod(s.unconstrained_shape)
         if tuple(s.unconstrained_shape) == tuple(s.shape):
             labs = param_labels(s.name, s.shape)
         else:
-            labs = [f"{s.name}~{i}" for i in range(k)]
-        if s.name in bounded:
-            labs = [f"u({lab})" for lab in labs]
-        labels += labs
-        sites += [s.name] * k
-    return labels, sites
+            labs = [f"{s.name}~{i}" for i in range(math.prod(s.unconstrained_shape))]
+        labels += [f"u({lab})" for lab in labs] if s.name in bounded else labs
+    return labels, layout.coordinate_sites
 
 
 def bounded_sites(layout) -> set[str]:

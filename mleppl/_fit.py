@@ -20,6 +20,7 @@ import numpy as np
 from . import _diagnose as diag
 from . import _numpyro as npa
 from ._covariance import delta_cov, invert_information
+from ._inputs import as_rng_key
 from ._likelihood import Bound, bind, nonfinite_args
 from ._optimize import CONVERGED, NONFINITE_START, STATUS_MESSAGES, minimize
 from ._result import MLEResult, frozen_array, frozen_dict
@@ -93,19 +94,6 @@ def _check_options(method, max_steps, tol, init) -> None:
         raise ValueError(f"tol: expected a positive finite number, got {tol!r}")
     if init is not None and not isinstance(init, dict):
         raise TypeError(f"init: expected a dict of site name -> constrained value, got {type(init).__name__}")
-
-
-def _rng_key(rng_key):
-    if rng_key is None:
-        return jax.random.PRNGKey(0)
-    if isinstance(rng_key, (int, np.integer)) and not isinstance(rng_key, bool):
-        return jax.random.PRNGKey(int(rng_key))
-    if isinstance(rng_key, (jax.Array, np.ndarray)) and (
-        jax.dtypes.issubdtype(rng_key.dtype, jax.dtypes.prng_key)
-        or (rng_key.shape == (2,) and rng_key.dtype == np.uint32)
-    ):
-        return rng_key
-    raise TypeError(f"rng_key: expected None, an int or a jax.random key, got {type(rng_key).__name__}")
 
 
 def _resolve_method(method: str, nobs: int, p: int) -> str:
@@ -213,7 +201,6 @@ def _check_init(init: dict, bound: Bound) -> dict:
 
 def _start(bound: Bound, init: dict, rng_key, attempt: int) -> jax.Array:
     pr = bound.problem
-    args, kwargs = pr.rebuild([jnp.asarray(x) for x in bound.inputs.leaves])
     if attempt == 0 and len(init) == len(pr.sites.free):
         values = dict(init)
     elif attempt == 0:
@@ -228,20 +215,16 @@ def _start(bound: Bound, init: dict, rng_key, attempt: int) -> jax.Array:
         fixed.update(init)
         return jnp.asarray(pr.layout.with_blocks(jitter, fixed))
     else:
+        args, kwargs = pr.rebuild(bound.inputs.leaves)
         tr = npa.initial_values(pr.model, args, kwargs, rng_key, attempt - 1)
-        values = {s.name: npa.value_of(tr, s.name) for s in pr.sites.free}
+        values = {s.name: tr[s.name]["value"] for s in pr.sites.free}
         values.update(init)
     return pr.layout.unconstrain(values)
 
 
 def _unestimable_names(bound: Bound, estimable: np.ndarray) -> list[str]:
-    names, i = [], 0
-    for s in bound.problem.layout.sites:
-        k = math.prod(s.unconstrained_shape)
-        if not np.all(estimable[i : i + k]):
-            names.append(s.name)
-        i += k
-    return names
+    sites = bound.problem.layout.coordinate_sites
+    return list(dict.fromkeys(site for site, ok in zip(sites, estimable) if not ok))
 
 
 def fit_mle(
@@ -348,16 +331,14 @@ def fit_mle(
     if isinstance(n_starts, bool) or not (isinstance(n_starts, (int, np.integer)) and n_starts >= 1):
         raise ValueError(f"n_starts: expected a positive integer, got {n_starts!r}")
     with jax.enable_x64(True), single_threaded_blas():
-        key = _rng_key(rng_key)
+        key = as_rng_key(rng_key)
         bound = bind(model, args, kwargs, key)
         pr = bound.problem
         p = pr.layout.size
         init = _check_init(init or {}, bound)
         meth = _resolve_method(method, bound.nobs, p)
-        steps = max_steps or _DEFAULT_MAX_STEPS["lbfgs" if meth == "lbfgs" else "newton"]
-        if meth == "lbfgs-newton" and max_steps is None:
-            steps = _DEFAULT_MAX_STEPS["lbfgs-newton"]
-        leaves = tuple(jnp.asarray(x) for x in bound.inputs.leaves)
+        steps = max_steps or _DEFAULT_MAX_STEPS[meth]
+        leaves = bound.inputs.leaves  # immutable float64/int64/bool JAX arrays already
         scale = jnp.asarray(float(bound.nobs))
         if n_starts > 1:
             out, optima = _multi_start(bound, init, key, meth, steps, float(tol), leaves, scale, n_starts)
@@ -455,8 +436,8 @@ def _multi_start(bound, init, key, meth, steps, tol, leaves, scale, n_starts):
     return out, optima
 
 
-def _apply_issues(bound, issues, se, converged, message):
-    """NaN standard errors for the sites an issue involves; the verdict and warnings."""
+def _report_issues(issues, converged, message):
+    """Warnings, the verdict and the message for the diagnosed issues."""
     for issue in issues:
         cls = {
             "separation": SeparationWarning,
@@ -466,14 +447,12 @@ def _apply_issues(bound, issues, se, converged, message):
         }[issue.kind]
         text = f"{issue.kind}: {issue.detail}. Direction: {issue.direction}"
         if issue.kind in ("separation", "boundary", "unbounded"):
-            for site in issue.sites:
-                se[site] = np.full(np.shape(se[site]), np.nan)
             text += f"; standard errors of {list(issue.sites)} set to NaN"
         if issue.kind in ("separation", "unbounded"):
             converged = False
         message = f"{text} [optimizer: {message}]"
         warnings.warn(text, cls, stacklevel=4)
-    return se, converged, message
+    return converged, message
 
 
 def _assemble(bound: Bound, method: str, opt, theta, jac, det, jac_det, leaves, optima=None) -> MLEResult:
@@ -501,16 +480,15 @@ def _assemble(bound: Bound, method: str, opt, theta, jac, det, jac_det, leaves, 
             stacklevel=3,
         )
     cov = delta_cov(jac, inv)
+    if issues:
+        converged, message = _report_issues(issues, converged, message)
+        # Wald is invalid for every site running to infinity or to a boundary
+        bad_sites = {s for i in issues if i.kind != "ridge" for s in i.sites}
+        mask = np.array([site in bad_sites for site in pr.layout.constrained_sites])
+        cov[mask, :] = np.nan
+        cov[:, mask] = np.nan
     params = pr.layout.split(np.asarray(theta))
     se = pr.layout.split(np.sqrt(np.diag(cov)))
-    if issues:
-        se, converged, message = _apply_issues(bound, issues, dict(se), converged, message)
-        bad_sites = {s for i in issues if i.kind != "ridge" for s in i.sites}
-        if bad_sites:
-            mask = np.concatenate([np.full(math.prod(s.shape), s.name in bad_sites) for s in pr.layout.sites])
-            cov = cov.copy()
-            cov[mask, :] = np.nan
-            cov[:, mask] = np.nan
     det_vals, det_se, i = {}, {}, 0
     if det.size:
         var = np.diag(delta_cov(jac_det, inv))
@@ -555,9 +533,7 @@ def _diagnose(bound: Bound, opt, inv, leaves) -> list:
     if not np.all(np.isfinite(z)):
         return []
     if np.all(np.isfinite(h)):
-        dh = np.sqrt(np.abs(np.diag(h)))
-        dsc = np.where(dh > 0, 1.0 / np.where(dh > 0, dh, 1.0), 1.0)
-        dirs = diag.ray_directions(z, g, h, inv.eigvecs, inv.eigvals, dsc, inv.cov)
+        dirs = diag.ray_directions(z, g, h, inv.eigvecs, inv.eigvals, inv.scale, inv.cov)
     else:
         # the Hessian overflowed (e.g. a scale at 1e-129): probe radially and every coordinate
         radial = z / max(float(np.max(np.abs(z))), 1e-300)

@@ -18,7 +18,23 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-__all__ = ["Inputs", "split_inputs"]
+__all__ = ["Inputs", "split_inputs", "as_rng_key"]
+
+
+def as_rng_key(rng_key):
+    """A PRNG key from a key, an int seed, or None (key 0, so results are reproducible)."""
+    if rng_key is None:
+        return jax.random.PRNGKey(0)
+    if isinstance(rng_key, (int, np.integer)) and not isinstance(rng_key, bool):
+        return jax.random.PRNGKey(int(rng_key))
+    if isinstance(rng_key, (jax.Array, np.ndarray)) and (
+        jax.dtypes.issubdtype(rng_key.dtype, jax.dtypes.prng_key)
+        or (rng_key.shape == (2,) and rng_key.dtype == np.uint32)
+    ):
+        return rng_key
+    raise TypeError(
+        f"rng_key: expected a jax.random.PRNGKey, an int seed or None, got {type(rng_key).__name__}"
+    )
 
 
 class Inputs(NamedTuple):

@@ -52,6 +52,16 @@ class Layout(NamedTuple):
         return sum(math.prod(s.shape) for s in self.sites)
 
     @property
+    def coordinate_sites(self) -> list[str]:
+        """The site of each unconstrained coordinate (entry of z)."""
+        return [s.name for s in self.sites for _ in range(math.prod(s.unconstrained_shape))]
+
+    @property
+    def constrained_sites(self) -> list[str]:
+        """The site of each flat constrained parameter (entry of param_names)."""
+        return [s.name for s in self.sites for _ in range(math.prod(s.shape))]
+
+    @property
     def param_names(self) -> list[str]:
         return [lab for s in self.sites for lab in param_labels(s.name, s.shape)]
 
@@ -127,14 +137,17 @@ class Problem(NamedTuple):
 
     def loglik_terms(self, z: jax.Array, leaves) -> dict[str, jax.Array]:
         """Per-observation log-likelihood terms for each observed site (scaled, masked)."""
-        args, kwargs = self.rebuild(leaves)
-        tr = npa.trace_with_values(self.prior_free_model, args, kwargs, self.layout.constrain(z))
+        tr = self._trace(z, leaves)
         return {k: v[0] for k, v in npa.loglik_terms(tr, self.sites.observed).items()}
+
+    def _trace(self, z: jax.Array, leaves) -> dict:
+        """A trace of the prior-free model at θ(z) on the data."""
+        args, kwargs = self.rebuild(leaves)
+        return npa.trace_with_values(self.prior_free_model, args, kwargs, self.layout.constrain(z))
 
     def deterministic(self, z: jax.Array, leaves) -> jax.Array:
         """Flat vector of all deterministic sites at θ(z)."""
-        args, kwargs = self.rebuild(leaves)
-        tr = npa.trace_with_values(self.prior_free_model, args, kwargs, self.layout.constrain(z))
+        tr = self._trace(z, leaves)
         parts = [jnp.ravel(tr[name]["value"]) for name, _ in self.sites.deterministic]
         return jnp.concatenate(parts) if parts else jnp.zeros((0,))
 
@@ -157,7 +170,7 @@ def bind(model: Callable, args: tuple, kwargs: dict, rng_key) -> Bound:
     if not callable(model):
         raise TypeError(f"model: expected a callable NumPyro model, got {type(model).__name__}")
     inputs = split_inputs(model, args, kwargs)
-    args_c, kwargs_c = inputs.rebuild([jnp.asarray(x) for x in inputs.leaves])
+    args_c, kwargs_c = inputs.rebuild(inputs.leaves)
     try:
         tr = npa.trace_model(model, args_c, kwargs_c, rng_key)
     except Exception as e:
@@ -279,7 +292,7 @@ def negloglik(model: Callable, *args, rng_key=None, **kwargs) -> NegLogLik:
     with jax.enable_x64(True):
         key = jax.random.PRNGKey(0) if rng_key is None else rng_key
         b = bind(model, args, kwargs, key)
-        leaves = tuple(jnp.asarray(x) for x in b.inputs.leaves)
+        leaves = b.inputs.leaves
         args_c, kwargs_c = b.problem.rebuild(leaves)
     lay = b.problem.layout
 

@@ -358,14 +358,6 @@ def initial_values(model: Callable, args: tuple, kwargs: dict, rng_key, attempt:
     return tr
 
 
-def value_of(tr: dict, name: str):
-    return tr[name]["value"]
-
-
-def is_discrete_support(support) -> bool:
-    return bool(support.is_discrete)
-
-
 # --------------------------------------------------------------------------
 # Uncertainty helpers (robust covariances, bootstrap): additive, read-only.
 

@@ -293,7 +293,7 @@ def _final_newton_correction(fun: Callable, z, f, g, h, status, tol):
     z, f, g = jnp.where(keep, z_new, z), jnp.where(keep, f_new, f), jnp.where(keep, g_new, g)
     dec2_final, _ = _decrement(lam, v.T @ (g * dsc))
     confirmed = (status != CONVERGED) | (0.5 * dec2_final <= tol)
-    return z, f, g, jnp.where(confirmed, status, MAX_STEPS)
+    return z, f, g, jnp.where(confirmed, status, MAX_STEPS), dec2_final, pd
 
 
 def minimize(
@@ -348,8 +348,8 @@ def minimize(
         k = zero
     else:
         z, f, g, h, k, status = _newton(fun, z, max_steps=max_steps, tol=tol, chunk=hess_chunk)
-    z, f, g, status = _final_newton_correction(fun, z, f, g, h, status, tol)
-    dec2, pd = newton_decrement(g, jnp.where(jnp.isfinite(h), h, 0.0))
+    # the decrement at the returned point, with the Hessian the correction already decomposed
+    z, f, g, status, dec2, pd = _final_newton_correction(fun, z, f, g, h, status, tol)
     status = jnp.where(
         (status != CONVERGED) & (status != NONFINITE_START) & ~pd, NOT_POSITIVE_DEFINITE, status
     )

@@ -133,7 +133,7 @@ def plot_ppc(
     import jax
 
     from ._arviz import build_datatree
-    from ._predictive import as_key
+    from ._inputs import as_rng_key
 
     if kind is not None and kind not in _PLOTTERS:
         raise ValueError(f"kind: expected one of {KINDS} or None, got {kind!r}")
@@ -141,7 +141,7 @@ def plot_ppc(
         isinstance(var_names, str) or not all(isinstance(v, str) for v in var_names)
     ):
         raise TypeError(f"var_names: expected a list of site names, got {var_names!r}")
-    key = as_key(rng_key)
+    key = as_rng_key(rng_key)
     k_bind, k_draw = jax.random.split(key)
     with jax.enable_x64(True):
         bound = _bound_for(res, args, model_kwargs, k_bind)

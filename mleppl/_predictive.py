@@ -22,21 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _numpyro as npa
+from ._inputs import as_rng_key
 
-__all__ = ["DrawSet", "as_key", "draw_z", "evaluate_draws", "predictive", "check_num_samples"]
-
-
-def as_key(rng_key):
-    """A PRNG key from a key, an int seed, or None (key 0, reproducible)."""
-    if rng_key is None:
-        return jax.random.PRNGKey(0)
-    if isinstance(rng_key, (int, np.integer)) and not isinstance(rng_key, bool):
-        return jax.random.PRNGKey(int(rng_key))
-    if isinstance(rng_key, (jax.Array, np.ndarray)):
-        return rng_key
-    raise TypeError(
-        f"rng_key: expected a jax.random.PRNGKey, an int seed or None, got {type(rng_key).__name__}"
-    )
+__all__ = ["DrawSet", "draw_z", "evaluate_draws", "predictive", "check_num_samples"]
 
 
 def check_num_samples(num_samples) -> int:
@@ -182,7 +170,7 @@ def predictive(
     >>> draws["y"].shape
     (500, 1)
     """
-    key = as_key(rng_key)
+    key = as_rng_key(rng_key)
     s = check_num_samples(num_samples)
     if not isinstance(uncertainty, bool):
         raise TypeError(f"uncertainty: expected True or False, got {uncertainty!r}")

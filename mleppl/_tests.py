@@ -310,7 +310,13 @@ def delta(res, fn: Callable) -> DeltaResult:
     cov_z = np.asarray(res.cov_z)
     estimable = np.isfinite(np.diag(cov_z)) if cov_z.size else np.zeros(0, bool)
     inv = InverseInformation(
-        cov_z, np.zeros(0), np.zeros((0, 0)), bool(estimable.all()), estimable, np.zeros(0)
+        cov_z,
+        np.zeros(0),
+        np.zeros((0, 0)),
+        bool(estimable.all()),
+        estimable,
+        np.zeros(0),
+        np.ones(len(estimable)),
     )
     cov = delta_cov(jac, inv)
     return DeltaResult(est.reshape(shape), np.sqrt(np.diag(cov)).reshape(shape), cov)
