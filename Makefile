@@ -13,7 +13,7 @@ export MPLBACKEND ?= Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export NO_MKDOCS_2_WARNING := 1
 
-.PHONY: demo test lint docs bench venv clean
+.PHONY: demo test test-slow lint docs bench venv clean
 
 venv: $(STAMP)
 
@@ -30,10 +30,15 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mleppl models tests benchmarks
 	$(VENV)/bin/ruff format --check mleppl models tests benchmarks
+	$(VENV)/bin/lint-imports
 
+# The fast suite (two workers); the slow statistical studies run in `make test-slow`.
 test: $(STAMP) lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 -m "not slow"
 	$(MAKE) docs
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m slow
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --quiet --site-dir .cache/site

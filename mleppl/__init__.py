@@ -1,28 +1,34 @@
 """mleppl: exact maximum-likelihood fits of NumPyro models.
 
-The public surface is re-exported here; implementation lives in private
-modules laid out along the data flow (model → likelihood → optimizer →
-covariance → result → summaries).
+The public surface is re-exported here; the implementation lives in layers
+that read as the data flow (see ``docs/architecture.md``):
+core → adapters → model → solvers → uncertainty → reporting → result → fitting
+→ plots, bayes.
 """
 
-from ._arviz import loo
-from ._bayes import compare, fit_nuts, plot_compare
-from ._bootstrap import BootstrapResult, bootstrap
-from ._fit import METHODS, fit_mle
-from ._likelihood import NegLogLik, negloglik
-from ._plots import plot_ppc
-from ._result import MLEResult
-from ._robust import COV_KINDS
-from ._tests import DeltaResult, TestResult, compare_fits, delta, lrt, wald_test
-from ._warnings import (
+from .bayes import compare, fit_nuts, plot_compare
+from .core.cache import clear as clear_cache
+from .core.cache import info as cache_info
+from .core.records import FitRecord, Issue
+from .core.status import Status
+from .core.warnings import (
     BoundaryWarning,
     ConvergenceWarning,
     HessianWarning,
     IdentifiabilityWarning,
     MLEWarning,
     MultimodalityWarning,
+    PrecisionWarning,
     SeparationWarning,
 )
+from .fitting.fit import METHODS, fit_mle
+from .model.problem import NegLogLik, negloglik
+from .plots import plot_ppc
+from .reporting.arviz import loo
+from .reporting.hypotheses import DeltaResult, TestResult, compare_fits, delta, lrt, wald_test
+from .result import MLEResult
+from .uncertainty.bootstrap import BootstrapResult, bootstrap
+from .uncertainty.robust import COV_KINDS
 
 __version__ = "0.1.0"
 
@@ -31,6 +37,9 @@ __all__ = [
     "negloglik",
     "NegLogLik",
     "MLEResult",
+    "FitRecord",
+    "Issue",
+    "Status",
     "METHODS",
     "MLEWarning",
     "ConvergenceWarning",
@@ -39,6 +48,7 @@ __all__ = [
     "IdentifiabilityWarning",
     "BoundaryWarning",
     "MultimodalityWarning",
+    "PrecisionWarning",
     "COV_KINDS",
     "bootstrap",
     "BootstrapResult",
@@ -53,4 +63,6 @@ __all__ = [
     "plot_compare",
     "plot_ppc",
     "loo",
+    "clear_cache",
+    "cache_info",
 ]

@@ -15,7 +15,7 @@ import pytest
 from conftest import EXACT
 
 from mleppl import HessianWarning, MLEWarning, fit_mle
-from mleppl._arviz import PointwiseLikelihoodError, loo
+from mleppl.reporting.arviz import PointwiseLikelihoodError, loo
 
 S = 2000  # draws of the asymptotic normal in the module's trees
 

@@ -187,7 +187,7 @@ def test_singular_hessian_warns_and_gives_nan_se(rng):
 
 def test_nonconvergence_is_reported(data):
     X, y = data
-    with pytest.warns(ConvergenceWarning, match=r"did not converge: stopped: maximum number of steps"):
+    with pytest.warns(ConvergenceWarning, match=r"fit did not converge: maximum number of steps"):
         res = fit_mle(reg, X, y=y, max_steps=1)
     assert not res.converged and "maximum number of steps" in res.message
 

@@ -1,4 +1,4 @@
-"""mleppl._bayes: NUTS fit of the same model, comparison with the MLE, forest plot.
+"""mleppl.bayes: NUTS fit of the same model, comparison with the MLE, forest plot.
 
 Monte-Carlo tolerances are stated next to each check. Budget: the whole file runs
 in well under two minutes on two CPU cores (small models, fixed seeds, one NUTS
@@ -17,7 +17,7 @@ import pytest
 import xarray as xr
 
 import mleppl
-from mleppl._bayes import SD_RATIO_TOL, STD_DIFF_TOL
+from mleppl.bayes import SD_RATIO_TOL, STD_DIFF_TOL
 from models import linear_regression, logistic_regression
 
 # Bernstein–von Mises draws: 2 chains × 2000 kept draws. NUTS on these

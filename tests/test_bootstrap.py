@@ -17,7 +17,8 @@ from _unc_models import logit, logit_data, normal, poisson, poisson_data
 from conftest import assert_rel
 
 import mleppl
-from mleppl import _bootstrap, fit_mle
+from mleppl import fit_mle
+from mleppl.uncertainty import bootstrap as _bootstrap
 
 B = 400
 MC_SD = 4.0 / np.sqrt(2 * B)
@@ -63,12 +64,10 @@ def test_weighted_refit_equals_fit_on_resampled_data(logit_fit):
     rep = np.repeat(np.arange(len(y)), w.astype(int))
     direct = fit_mle(logit, X[rep], y=y[rep])
     with jax.enable_x64(True):
-        chord = _bootstrap._chord_program(res.fit, "nonparametric")
+        chord = _bootstrap.chord_program(res.problem, "nonparametric")
         h_chol = jnp.linalg.cholesky(jnp.asarray(res.hessian))
-        g0 = -(jnp.asarray(w) @ jnp.asarray(_bootstrap.scores(res)))
-        z, ok = chord(
-            jnp.asarray(w)[None], g0[None], jnp.asarray(res.z), h_chol, _bootstrap.leaves_of(res.fit)
-        )
+        g0 = -(jnp.asarray(w) @ jnp.asarray(_bootstrap.scores(res.problem, res.z)))
+        z, ok = chord(jnp.asarray(w)[None], g0[None], jnp.asarray(res.z), h_chol, res.problem.data)
     assert bool(ok[0])
     # fit_mle stops at λ²/2 ≤ 1e-12, the bootstrap at 1e-10: within ~1.4e-5 standard errors
     assert np.all(np.abs(np.asarray(z[0]) - direct.estimate) <= 3e-5 * direct.bse)
@@ -77,12 +76,13 @@ def test_weighted_refit_equals_fit_on_resampled_data(logit_fit):
 def test_fallback_optimizer_gives_the_same_answer(logit_fit, boot_np, monkeypatch):
     # With one chord step allowed, nearly every refit goes to the trust-region fallback.
     *_, res = logit_fit
-    monkeypatch.setattr(_bootstrap, "_CHORD_STEPS", 1)
-    monkeypatch.setattr(_bootstrap, "_PROGRAMS", {})
+    monkeypatch.setattr(_bootstrap, "CHORD_STEPS", 1)
+    mleppl.clear_cache()
     fb = mleppl.bootstrap(res, 40, rng_key=1, chunk_size=40)
     ref = mleppl.bootstrap(res, 40, rng_key=1, chunk_size=40)  # same programs (both patched)
     np.testing.assert_allclose(fb.flat, ref.flat)
     monkeypatch.undo()
+    mleppl.clear_cache()
     normal_path = mleppl.bootstrap(res, 40, rng_key=1, chunk_size=40)
     # the fallback stops at λ²/2 ≤ 1e-12, the chord at 1e-10: within ~1.4e-5 standard errors
     assert np.all(np.abs(fb.flat - normal_path.flat) <= 3e-5 * res.bse)

@@ -7,7 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mleppl._optimize import CONVERGED, MAX_STEPS, NONFINITE_START, hessian, minimize
+from mleppl.core.status import Status
+from mleppl.solvers.linalg import hessian
+from mleppl.solvers.minimize import minimize
+
+CONVERGED, MAX_STEPS, NONFINITE_START = Status.CONVERGED, Status.MAX_STEPS, Status.NONFINITE_START
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import pytest
 
 import mleppl
 from mleppl import fit_mle, plot_ppc
-from mleppl._plots import DEFAULT_KIND
+from mleppl.plots import DEFAULT_KIND
 
 
 def mixed(x, y=None, counts=None, hit=None, grade=None):

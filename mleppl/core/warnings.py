@@ -15,6 +15,7 @@ __all__ = [
     "IdentifiabilityWarning",
     "BoundaryWarning",
     "MultimodalityWarning",
+    "PrecisionWarning",
 ]
 
 
@@ -44,3 +45,7 @@ class BoundaryWarning(MLEWarning):
 
 class MultimodalityWarning(MLEWarning):
     """Different starts reached materially different optima (``n_starts > 1``)."""
+
+
+class PrecisionWarning(MLEWarning):
+    """Data arrived in reduced precision (float32): digits were lost before the fit saw them."""

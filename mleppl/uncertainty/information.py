@@ -6,33 +6,15 @@ NumPy after the (jitted) fit: no compilation, and warnings stay in the shell.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
-from ._optimize import EIG_RTOL
+from ..core.records import InverseInformation, mask_cov
+from ..solvers.linalg import EIG_RTOL
 
-__all__ = ["InverseInformation", "invert_information", "delta_cov"]
+__all__ = ["invert_information", "restrict", "delta_cov", "NULL_WEIGHT_TOL"]
 
 # A coordinate whose weight on the null space of H exceeds this is not estimable.
 NULL_WEIGHT_TOL = 1e-6
-
-
-class InverseInformation(NamedTuple):
-    """Inverse observed information on the unconstrained scale.
-
-    ``cov`` is H⁻¹ when H is positive definite. Otherwise it is the inverse on
-    the well-determined eigenspace and NaN in every row and column of a
-    coordinate that loads on a null or negative direction (``estimable`` False).
-    """
-
-    cov: np.ndarray
-    eigvals: np.ndarray
-    eigvecs: np.ndarray
-    positive_definite: bool
-    estimable: np.ndarray  # bool, one per unconstrained coordinate
-    bad_directions: np.ndarray  # p × k eigenvectors with eigenvalue ≤ floor
-    scale: np.ndarray  # the Jacobi scaling D (eigen-quantities are of D H D)
 
 
 def invert_information(h: np.ndarray) -> InverseInformation:
@@ -60,7 +42,7 @@ def invert_information(h: np.ndarray) -> InverseInformation:
             nan, np.full(p, np.nan), nan, False, np.zeros(p, bool), np.eye(p), np.ones(p)
         )
     h = 0.5 * (h + h.T)
-    # Jacobi scaling (see _optimize.jacobi_scale): judge and invert D H D, then
+    # Jacobi scaling (see solvers.linalg.jacobi_scale): judge and invert D H D, then
     # Σ = D (D H D)⁻¹ D. Raw Longley: cond(H) = 2e19, cond(D H D) = 2e9.
     dh = np.sqrt(np.abs(np.diag(h)))
     dsc = np.where((dh > 0) & np.isfinite(dh), 1.0 / np.where(dh > 0, dh, 1.0), 1.0)
@@ -73,9 +55,7 @@ def invert_information(h: np.ndarray) -> InverseInformation:
     cov = dsc[:, None] * ((vg / lam[good]) @ vg.T) * dsc[None, :]
     bad = v[:, ~good]
     estimable = np.sqrt(np.sum(bad**2, axis=1)) <= NULL_WEIGHT_TOL if bad.size else np.ones(p, bool)
-    cov[~estimable, :] = np.nan
-    cov[:, ~estimable] = np.nan
-    return InverseInformation(cov, lam, v, pd, estimable, bad, dsc)
+    return InverseInformation(mask_cov(cov, ~estimable), lam, v, pd, estimable, bad, dsc)
 
 
 def delta_cov(jac: np.ndarray, inv: InverseInformation) -> np.ndarray:
@@ -90,6 +70,12 @@ def delta_cov(jac: np.ndarray, inv: InverseInformation) -> np.ndarray:
     sigma = np.where(np.isfinite(inv.cov), inv.cov, 0.0)
     cov = jac @ sigma @ jac.T
     touched = np.any((jac != 0) & ~inv.estimable[None, :], axis=1) | ~np.all(np.isfinite(jac), axis=1)
-    cov[touched, :] = np.nan
-    cov[:, touched] = np.nan
-    return 0.5 * (cov + cov.T)
+    return mask_cov(0.5 * (cov + cov.T), touched)
+
+
+def restrict(inv: InverseInformation, invalid: np.ndarray) -> InverseInformation:
+    """``inv`` with the coordinates marked ``invalid`` (by the diagnosis) not estimable."""
+    invalid = np.asarray(invalid, dtype=bool)
+    if not invalid.any():
+        return inv
+    return inv._replace(cov=mask_cov(inv.cov, invalid), estimable=inv.estimable & ~invalid)

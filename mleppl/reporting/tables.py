@@ -2,36 +2,17 @@
 
 from __future__ import annotations
 
-import math
-from statistics import NormalDist
-
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-__all__ = ["summary_table", "conf_int", "check_level", "normal_sf", "normal_quantile"]
+from ..core.sites import param_labels
+from ..core.stats import check_level, normal_quantile, normal_sf
+from ..core.x64 import float64
+from ..uncertainty.bootstrap import bootstrap_conf_int
+from ..uncertainty.profile import profile_conf_int
 
-_N = NormalDist()
-
-
-def normal_quantile(q: float) -> float:
-    """Standard normal quantile (stdlib: no SciPy at run time)."""
-    return _N.inv_cdf(q)
-
-
-def normal_sf(z) -> np.ndarray:
-    """Standard normal upper tail, elementwise; NaN stays NaN."""
-    z = np.asarray(z, dtype=np.float64)
-    out = np.full(z.shape, np.nan)
-    ok = ~np.isnan(z)
-    if ok.any():
-        out[ok] = 0.5 * np.vectorize(math.erfc, otypes=[float])(z[ok] / math.sqrt(2.0))
-    return out
-
-
-def check_level(level: float) -> float:
-    if not (isinstance(level, (int, float)) and 0.0 < float(level) < 1.0):
-        raise ValueError(f"level: expected a number strictly between 0 and 1, got {level!r}")
-    return float(level)
+__all__ = ["summary_table", "conf_int", "CONF_INT_METHODS"]
 
 
 def _wald(est: np.ndarray, se: np.ndarray, level: float):
@@ -39,18 +20,16 @@ def _wald(est: np.ndarray, se: np.ndarray, level: float):
     return est - q * se, est + q * se
 
 
-def summary_table(res, *, level: float = 0.95, include_deterministic: bool = False) -> pd.DataFrame:
+def summary_table(rec, *, level: float = 0.95, include_deterministic: bool = False) -> pd.DataFrame:
     level = check_level(level)
-    est = res.estimate
-    se = res.bse
-    names = list(res.param_names)
+    est = rec.estimate
+    se = rec.bse
+    names = list(rec.param_names)
     if include_deterministic:
-        from ._likelihood import param_labels
-
-        for name, val in res.deterministic.items():
+        for name, val in rec.deterministic.items():
             names += param_labels(name, np.shape(val))
             est = np.concatenate([est, np.ravel(val)])
-            se = np.concatenate([se, np.ravel(res.deterministic_se[name])])
+            se = np.concatenate([se, np.ravel(rec.deterministic_se[name])])
     with np.errstate(divide="ignore", invalid="ignore"):
         z = est / se
     p = 2.0 * normal_sf(np.abs(z))
@@ -64,35 +43,30 @@ def summary_table(res, *, level: float = 0.95, include_deterministic: bool = Fal
 CONF_INT_METHODS = ("wald", "profile", "bootstrap")
 
 
-def _wald_unconstrained(res, level: float) -> tuple[np.ndarray, np.ndarray]:
+def _wald_unconstrained(rec, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Wald on the optimizer's scale, endpoints mapped through each site's bijection."""
-    import jax
-    import jax.numpy as jnp
-
-    from ._profile import elementwise_coords
-
     q = normal_quantile(0.5 + level / 2.0)
-    z = np.asarray(res.z, dtype=np.float64)
-    se_z = np.sqrt(np.diag(np.asarray(res.cov_z)))
-    layout = res.fit.problem.layout
-    with jax.enable_x64(True):
-        a = np.asarray(layout.flatten(layout.constrain(jnp.asarray(z - q * se_z))), dtype=np.float64)
-        b = np.asarray(layout.flatten(layout.constrain(jnp.asarray(z + q * se_z))), dtype=np.float64)
+    z = np.asarray(rec.z, dtype=np.float64)
+    se_z = np.sqrt(np.diag(np.asarray(rec.cov_z)))
+    layout = rec.problem.layout
+    a = np.asarray(layout.theta(jnp.asarray(z - q * se_z)), dtype=np.float64)
+    b = np.asarray(layout.theta(jnp.asarray(z + q * se_z)), dtype=np.float64)
     lo, hi = np.fmin(a, b), np.fmax(a, b)
     lo = np.where(np.isnan(a) | np.isnan(b), np.nan, lo)
     hi = np.where(np.isnan(a) | np.isnan(b), np.nan, hi)
     # Sites whose bijection mixes coordinates (simplex, Cholesky): constrained-scale Wald.
-    elem = elementwise_coords(res) >= 0
-    lo_c, hi_c = _wald(res.estimate, res.bse, level)
+    elem = layout.elementwise_coords() >= 0
+    lo_c, hi_c = _wald(rec.estimate, rec.bse, level)
     return np.where(elem, lo, lo_c), np.where(elem, hi, hi_c)
 
 
-def conf_int(res, *, level: float = 0.95, method: str = "wald", **options) -> pd.DataFrame:
+@float64
+def conf_int(rec, *, level: float = 0.95, method: str = "wald", **options) -> pd.DataFrame:
     r"""Confidence intervals for every parameter of a fitted result.
 
     Parameters
     ----------
-    res : MLEResult
+    rec : FitRecord
         A fitted result.
     level : float
         Confidence level in (0, 1).
@@ -133,24 +107,20 @@ def conf_int(res, *, level: float = 0.95, method: str = "wald", **options) -> pd
     level = check_level(level)
     if method not in CONF_INT_METHODS:
         raise ValueError(f"method: expected one of {CONF_INT_METHODS}, got {method!r}")
-    index = pd.Index(list(res.param_names), name="parameter")
+    index = pd.Index(list(rec.param_names), name="parameter")
     if method == "profile":
         if options:
             raise TypeError(f"conf_int(method='profile'): unexpected options {sorted(options)}")
-        from ._profile import profile_conf_int
-
-        return profile_conf_int(res, level=level)
+        return profile_conf_int(rec, level=level)
     if method == "bootstrap":
-        from ._bootstrap import bootstrap_conf_int
-
-        return bootstrap_conf_int(res, level=level, **options)
+        return bootstrap_conf_int(rec, level=level, **options)
     scale = options.pop("scale", "constrained")
     if options:
         raise TypeError(f"conf_int(method='wald'): unexpected options {sorted(options)}")
     if scale == "constrained":
-        lo, hi = _wald(res.estimate, res.bse, level)
+        lo, hi = _wald(rec.estimate, rec.bse, level)
     elif scale == "unconstrained":
-        lo, hi = _wald_unconstrained(res, level)
+        lo, hi = _wald_unconstrained(rec, level)
     else:
         raise ValueError(f"scale: expected 'constrained' or 'unconstrained', got {scale!r}")
     return pd.DataFrame({"lower": lo, "upper": hi}, index=index)

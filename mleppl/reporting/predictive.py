@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _numpyro as npa
-from ._inputs import as_rng_key
+from ..adapters import numpyro as npa
+from ..core.x64 import float64
+from ..model.inputs import as_rng_key
 
 __all__ = ["DrawSet", "draw_z", "evaluate_draws", "predictive", "check_num_samples"]
 
@@ -33,11 +34,12 @@ def check_num_samples(num_samples) -> int:
     return int(num_samples)
 
 
-def _cov_factor(res) -> np.ndarray:
+def _cov_factor(rec) -> np.ndarray:
     """A factor ``L`` with ``L Lᵀ = Σ_z`` (eigen-decomposition: robust to near-singular Σ)."""
-    cov = np.asarray(res.cov_z, dtype=np.float64)
+    cov = np.asarray(rec.cov_z, dtype=np.float64)
     if not np.all(np.isfinite(cov)):
-        names = [n for n, ok in zip(_z_site_names(res), np.all(np.isfinite(cov), axis=1)) if not ok]
+        sites = rec.problem.layout.coordinate_sites
+        names = [n for n, ok in zip(sites, np.all(np.isfinite(cov), axis=1)) if not ok]
         raise ValueError(
             "uncertainty: expected a finite covariance of the estimate to draw parameters from "
             f"N(ẑ, Σ), got NaN for {sorted(set(names))} (the observed information is singular "
@@ -47,14 +49,7 @@ def _cov_factor(res) -> np.ndarray:
     return v * np.sqrt(np.clip(lam, 0.0, None))
 
 
-def _z_site_names(res) -> list[str]:
-    out = []
-    for s in res.fit.problem.layout.sites:
-        out += [s.name] * math.prod(s.unconstrained_shape)
-    return out
-
-
-def draw_z(res, rng_key, num_samples: int, uncertainty: bool) -> tuple[np.ndarray, np.ndarray | None]:
+def draw_z(rec, rng_key, num_samples: int, uncertainty: bool) -> tuple[np.ndarray, np.ndarray | None]:
     r"""Draws of the unconstrained vector: ``(S, p)`` and their log-density under N(ẑ, Σ_z).
 
     Without ``uncertainty`` every row is ẑ and the log-density is None.
@@ -65,15 +60,14 @@ def draw_z(res, rng_key, num_samples: int, uncertainty: bool) -> tuple[np.ndarra
     :math:`L L^\top = \Sigma_z`; :math:`\log q(z_s) = -\tfrac12(p\log 2\pi +
     \log|\Sigma_z| + \varepsilon_s^\top\varepsilon_s)`.
     """
-    zhat = np.asarray(res.z, dtype=np.float64)
+    zhat = np.asarray(rec.z, dtype=np.float64)
     p = zhat.shape[0]
     if not uncertainty:
         return np.broadcast_to(zhat, (num_samples, p)).copy(), None
-    factor = _cov_factor(res)
-    with jax.enable_x64(True):
-        eps = np.asarray(jax.random.normal(rng_key, (num_samples, p), dtype=jnp.float64))
+    factor = _cov_factor(rec)
+    eps = np.asarray(jax.random.normal(rng_key, (num_samples, p), dtype=jnp.float64))
     z = zhat + eps @ factor.T
-    lam = np.linalg.eigvalsh(0.5 * (res.cov_z + res.cov_z.T))
+    lam = np.linalg.eigvalsh(0.5 * (rec.cov_z + rec.cov_z.T))
     logdet = float(np.sum(np.log(lam))) if np.all(lam > 0) else -np.inf
     log_q = -0.5 * (p * math.log(2 * math.pi) + logdet + np.sum(eps**2, axis=1))
     return z, log_q
@@ -89,13 +83,13 @@ class DrawSet(NamedTuple):
     log_jacobian: np.ndarray  # (S,) log|∂θ/∂z| at z_s
 
 
-def evaluate_draws(problem, leaves, z: np.ndarray, rng_key, *, observed: tuple[str, ...]) -> DrawSet:
+def evaluate_draws(problem, data, z: np.ndarray, rng_key, *, observed: tuple[str, ...]) -> DrawSet:
     """Trace the prior-free model at every row of ``z`` and collect what ArviZ needs."""
     layout = problem.layout
     det_names = tuple(name for name, _ in problem.sites.deterministic)
 
     def one(zs, key):
-        args, kwargs = problem.rebuild(leaves)
+        args, kwargs = problem.rebuild(data)
         values = layout.constrain(zs)
         tr = npa.trace_with_values(problem.prior_free_model, args, kwargs, values)
         ll = {k: v[0] for k, v in npa.loglik_terms(tr, observed).items()}
@@ -104,26 +98,21 @@ def evaluate_draws(problem, leaves, z: np.ndarray, rng_key, *, observed: tuple[s
         logj = npa.log_abs_det_jacobian(layout.sites, layout.unravel(zs))
         return values, det, ll, rep, logj
 
-    with jax.enable_x64(True):
-        keys = jax.random.split(rng_key, z.shape[0])
-        out = jax.jit(jax.vmap(one))(jnp.asarray(z), keys)
-        values, det, ll, rep, logj = jax.device_get(out)
+    keys = jax.random.split(rng_key, z.shape[0])
+    values, det, ll, rep, logj = jax.device_get(jax.jit(jax.vmap(one))(jnp.asarray(z), keys))
     as_np = lambda d: {k: np.asarray(v) for k, v in d.items()}
     return DrawSet(as_np(values), as_np(det), as_np(ll), as_np(rep), np.asarray(logj))
 
 
-def _leaves(bound):
-    return tuple(jnp.asarray(x) for x in bound.inputs.leaves)
-
-
+@float64
 def predictive(
-    res, rng_key, *args, num_samples: int = 1000, uncertainty: bool = False, **model_kwargs
+    rec, rng_key, *args, num_samples: int = 1000, uncertainty: bool = False, **model_kwargs
 ) -> dict:
     r"""Draws from the fitted model's predictive distribution.
 
     Parameters
     ----------
-    res : MLEResult
+    rec : MLEResult
         A fit from :func:`mleppl.fit_mle`.
     rng_key : jax.random.PRNGKey or int
         Randomness for the draws (first, as in NumPyro).
@@ -175,20 +164,20 @@ def predictive(
     if not isinstance(uncertainty, bool):
         raise TypeError(f"uncertainty: expected True or False, got {uncertainty!r}")
     k_z, k_y = jax.random.split(key)
-    z, _ = draw_z(res, k_z, s, uncertainty)
-    problem = res.fit.problem
+    z, _ = draw_z(rec, k_z, s, uncertainty)
+    problem = rec.problem
     if not args and not model_kwargs:
-        observed = tuple(n for n in problem.sites.observed if npa.observed_kind(res.fit.trace, n) != "factor")
-        d = evaluate_draws(problem, _leaves(res.fit), z, k_y, observed=observed)
+        observed = tuple(o.name for o in problem.sites.data if o.kind != "factor")
+        d = evaluate_draws(problem, problem.data, z, k_y, observed=observed)
         return {**d.replicates, **d.deterministic}
-    with jax.enable_x64(True):
-        layout = problem.layout
-        if uncertainty:
-            samples = jax.vmap(layout.constrain)(jnp.asarray(z))
-            out = npa.predictive(problem.model, k_y, args, model_kwargs, samples=samples)
-        else:
-            point = {k: jnp.asarray(v) for k, v in res.params.items()}
-            out = npa.predictive(problem.model, k_y, args, model_kwargs, params=point, num_samples=s)
-        out = jax.device_get(out)
+    layout = problem.layout
+    model = problem.require_model()
+    if uncertainty:
+        samples = jax.vmap(layout.constrain)(jnp.asarray(z))
+        out = npa.predictive(model, k_y, args, model_kwargs, samples=samples)
+    else:
+        point = {k: jnp.asarray(v) for k, v in rec.params.items()}
+        out = npa.predictive(model, k_y, args, model_kwargs, params=point, num_samples=s)
+    out = jax.device_get(out)
     free = set(layout.names)
     return {k: np.asarray(v) for k, v in out.items() if k not in free}

@@ -12,16 +12,13 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ._inference import check_level, normal_quantile
-from ._warnings import ConvergenceWarning
+from ..core.records import FitRecord, InverseInformation, mask_cov
+from ..core.stats import check_level, chi2_sf, normal_quantile
+from ..core.warnings import ConvergenceWarning
+from ..core.x64 import float64
+from ..uncertainty.information import delta_cov
 
-__all__ = ["TestResult", "DeltaResult", "chi2_sf", "lrt", "wald_test", "compare_fits", "delta"]
-
-
-def chi2_sf(x, df) -> float:
-    r"""Upper tail of the :math:`\chi^2_{df}` distribution, :math:`Q(df/2, x/2)`."""
-    with jax.enable_x64(True):
-        return float(jax.scipy.special.gammaincc(df / 2.0, jnp.maximum(jnp.asarray(x, jnp.float64), 0) / 2.0))
+__all__ = ["TestResult", "DeltaResult", "lrt", "wald_test", "compare_fits", "delta"]
 
 
 class TestResult(NamedTuple):
@@ -34,9 +31,8 @@ class TestResult(NamedTuple):
     __test__ = False  # not a pytest class
 
 
-def _observed_data(res) -> dict:
-    tr = res.fit.trace
-    return {name: np.asarray(tr[name]["value"]) for name in res.fit.problem.sites.observed}
+def _observed_data(rec) -> dict:
+    return {o.name: o.value for o in rec.problem.sites.data}
 
 
 def lrt(restricted, full) -> TestResult:
@@ -84,7 +80,7 @@ def lrt(restricted, full) -> TestResult:
     (1, 5.3945, 0.0202)
     """
     for label, r in (("restricted", restricted), ("full", full)):
-        if not hasattr(r, "loglik") or getattr(r, "fit", None) is None:
+        if not isinstance(r, FitRecord) or r.problem is None:
             raise TypeError(f"{label}: expected an MLEResult from mleppl.fit_mle, got {type(r).__name__}")
         if not r.converged:
             warnings.warn(f"lrt: the {label} fit did not converge", ConvergenceWarning, stacklevel=2)
@@ -256,6 +252,7 @@ class DeltaResult(NamedTuple):
         return self.estimate - q * self.se, self.estimate + q * self.se
 
 
+@float64
 def delta(res, fn: Callable) -> DeltaResult:
     r"""Estimate and delta-method standard error of a function of the parameters.
 
@@ -294,29 +291,17 @@ def delta(res, fn: Callable) -> DeltaResult:
     """
     if not callable(fn):
         raise TypeError(f"fn: expected a callable of the parameter dict, got {type(fn).__name__}")
-    from ._covariance import InverseInformation, delta_cov
+    layout = res.problem.layout
 
-    layout = res.fit.problem.layout
-    with jax.enable_x64(True):
+    def g(z):
+        return jnp.ravel(jnp.asarray(fn(layout.constrain(z)), dtype=jnp.float64))
 
-        def g(z):
-            return jnp.ravel(jnp.asarray(fn(layout.constrain(z)), dtype=jnp.float64))
-
-        z = jnp.asarray(res.z)
-        out = fn(layout.constrain(z))
-        shape = jnp.shape(out)
-        est = np.asarray(g(z))
-        jac = np.asarray(jax.jacfwd(g)(z))
-    cov_z = np.asarray(res.cov_z)
-    estimable = np.isfinite(np.diag(cov_z)) if cov_z.size else np.zeros(0, bool)
-    inv = InverseInformation(
-        cov_z,
-        np.zeros(0),
-        np.zeros((0, 0)),
-        bool(estimable.all()),
-        estimable,
-        np.zeros(0),
-        np.ones(len(estimable)),
-    )
-    cov = delta_cov(jac, inv)
+    z = jnp.asarray(res.z)
+    shape = jnp.shape(fn(layout.constrain(z)))
+    est = np.asarray(g(z))
+    jac = np.asarray(jax.jacfwd(g)(z))
+    cov = delta_cov(jac, InverseInformation.from_cov(res.cov_z))
+    # a function that is not finite at the estimate has no delta-method standard error
+    bad = ~np.isfinite(est) | ~np.all(np.isfinite(jac), axis=1)
+    cov = mask_cov(cov, bad)
     return DeltaResult(est.reshape(shape), np.sqrt(np.diag(cov)).reshape(shape), cov)

@@ -12,13 +12,16 @@ caller later modifies their arrays in place.
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
-__all__ = ["Inputs", "split_inputs", "as_rng_key"]
+from ..core.warnings import PrecisionWarning
+
+__all__ = ["ArgSpec", "Inputs", "split_inputs", "as_rng_key"]
 
 
 def as_rng_key(rng_key):
@@ -37,11 +40,30 @@ def as_rng_key(rng_key):
     )
 
 
+class ArgSpec(NamedTuple):
+    """The static part of the model's arguments: how array leaves and static values
+    fit back into ``(args, kwargs)``. Picklable (no closure)."""
+
+    n_args: int
+    kw_names: tuple[str, ...]
+    structure: tuple  # per top-level argument: (treedef, kinds)
+    static: tuple  # the static leaves, in order
+
+    def rebuild(self, leaves) -> tuple[tuple, dict]:
+        dyn = list(leaves)
+        st = list(self.static)
+        tops = []
+        for treedef, kinds in self.structure:
+            vals = [dyn.pop(0) if k[0] == "array" else st.pop(0) for k in kinds]
+            tops.append(jax.tree_util.tree_unflatten(treedef, vals))
+        return tuple(tops[: self.n_args]), dict(zip(self.kw_names, tops[self.n_args :]))
+
+
 class Inputs(NamedTuple):
     leaves: tuple[jax.Array, ...]  # dynamic (array) leaves: immutable JAX arrays, float64/int64/bool
     labels: tuple[str, ...]  # argument label of each dynamic leaf, for messages
     key: Any  # hashable static description (compilation cache key)
-    rebuild: Callable  # leaves -> (args, kwargs)
+    spec: ArgSpec
 
 
 def _is_array_like(x) -> bool:
@@ -56,14 +78,13 @@ def _private(a: np.ndarray, dtype) -> jax.Array:
     caller's memory (so a result does not change when the caller later edits their
     arrays in place), and the only copy the fit needs (no further conversions)."""
     a = a.astype(dtype, copy=False)  # a view when the dtype already matches
-    with jax.enable_x64(True):  # keep float64/int64 whatever the global setting
-        return jax.device_put(a, may_alias=False)
+    return jax.device_put(a, may_alias=False)  # float64/int64: callers run under @float64
 
 
 def _convert(x, label: str) -> jax.Array:
     if hasattr(x, "to_numpy") and not isinstance(x, (np.ndarray, jax.Array)):
         try:
-            x = x.to_numpy()
+            x = _pandas_to_numpy(x)
         except Exception as e:  # noqa: BLE001 - report any pandas conversion failure
             raise TypeError(f"argument {label}: expected numeric data, got {type(x).__name__} ({e})") from e
     a = np.asarray(x)
@@ -72,6 +93,14 @@ def _convert(x, label: str) -> jax.Array:
     if a.dtype.kind == "b":
         return _private(a, bool)
     if a.dtype.kind == "f":
+        if a.dtype.itemsize < 8 and a.size:
+            warnings.warn(
+                f"argument {label}: got {a.dtype} data, expected float64; the digits lost in "
+                f"{a.dtype} are not recovered (jnp.asarray rounds to float32 while JAX's x64 is off: "
+                "pass NumPy float64 arrays)",
+                PrecisionWarning,
+                stacklevel=5,
+            )
         return _private(a, np.float64)
     if a.dtype.kind in "iu":
         if a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
@@ -88,6 +117,25 @@ def _convert(x, label: str) -> jax.Array:
             else ""
         )
     )
+
+
+def _pandas_to_numpy(x) -> np.ndarray:
+    """A pandas object as NumPy; nullable numeric dtypes (``Float64``, ``Int64``, ``boolean``)
+    become float64 with NaN for missing values, integers or bools when nothing is missing."""
+    dtypes = list(x.dtypes) if hasattr(x, "dtypes") and not hasattr(x, "dtype") else [x.dtype]
+    if any(isinstance(d, pd_extension_types()) for d in dtypes):
+        out = x.to_numpy(dtype=np.float64, na_value=np.nan)
+        kinds = {getattr(d, "kind", "f") for d in dtypes}
+        if not np.isnan(out).any() and kinds <= {"i", "u", "b"}:
+            return out.astype(np.int64 if kinds != {"b"} else bool)
+        return out
+    return x.to_numpy()
+
+
+def pd_extension_types() -> tuple:
+    import pandas as pd
+
+    return (pd.api.extensions.ExtensionDtype,)
 
 
 def _labels(model: Callable, n_args: int, kw_names: list[str]) -> list[str]:
@@ -140,18 +188,6 @@ def split_inputs(model: Callable, args: tuple, kwargs: dict) -> Inputs:
                 kinds.append(("static", type(leaf).__name__, ident))
                 static.append(leaf)
         structure.append((treedef, tuple(kinds)))
-    n_args = len(args)
-    kw_names = tuple(kwargs)
-    key = (n_args, kw_names, tuple(structure))
-    static_t = tuple(static)
-
-    def rebuild(dyn):
-        dyn = list(dyn)
-        st = list(static_t)
-        tops_out = []
-        for treedef, kinds in structure:
-            vals = [dyn.pop(0) if k[0] == "array" else st.pop(0) for k in kinds]
-            tops_out.append(jax.tree_util.tree_unflatten(treedef, vals))
-        return tuple(tops_out[:n_args]), dict(zip(kw_names, tops_out[n_args:]))
-
-    return Inputs(tuple(leaves), tuple(labels), key, rebuild)
+    key = (len(args), tuple(kwargs), tuple(structure))
+    spec = ArgSpec(len(args), tuple(kwargs), tuple(structure), tuple(static))
+    return Inputs(tuple(leaves), tuple(labels), key, spec)

@@ -17,21 +17,27 @@ import dataclasses
 import functools
 import math
 import sys
+import warnings
 from collections.abc import Mapping
 from statistics import NormalDist
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from . import _numpyro as npa
-from ._inference import check_level
-from ._inputs import as_rng_key
-from ._optimize import CONVERGED, minimize
-from ._result import frozen_array, frozen_dict
-from ._robust import _PROGRAMS, _unit_weights, leaves_of, observation_units, program_key, scores, unit_loglik
-from ._warnings import MLEWarning
+from ..adapters import numpyro as npa
+from ..core import cache
+from ..core.records import FitRecord, frozen_array, frozen_dict
+from ..core.stats import check_level
+from ..core.status import Status
+from ..core.warnings import MLEWarning
+from ..core.x64 import float64
+from ..model.inputs import as_rng_key
+from ..model.units import observation_units, unit_loglik, unit_weights
+from ..solvers.minimize import minimize
+from .robust import scores
 
 __all__ = ["BootstrapResult", "bootstrap", "bootstrap_conf_int", "KINDS", "INTERVALS"]
 
@@ -40,7 +46,7 @@ INTERVALS = ("percentile", "bca")
 # λ²/2 in log-likelihood units: each draw is within √(2·1e-10) ≈ 1.4e-5 standard errors of its
 # optimum, far below the Monte-Carlo error of any bootstrap summary (≈ 1/√(2B) relative).
 _TOL = 1e-10
-_CHORD_STEPS = 50
+CHORD_STEPS = 50
 _N = NormalDist()
 
 
@@ -134,78 +140,86 @@ class BootstrapResult:
         )
 
 
-def _chord_program(bound, kind: str):
-    """Compiled batch of chord-Newton refits: (data per refit) -> (z, converged)."""
-    key = program_key(bound, "bootstrap-chord", kind)
-    prog = _PROGRAMS.get(key)
-    if prog is not None:
-        return prog
-    objective = _objective(bound, kind)
+class ChordState(NamedTuple):
+    z: jax.Array
+    g: jax.Array  # gradient of the resampled objective at z
+    dec: jax.Array  # ½ gᵀH⁻¹g with the original fit's H
+    k: jax.Array
+    finite: jax.Array
 
-    def one(data, g0, zhat, h_chol, leaves):
-        grad = jax.grad(lambda z: objective(z, data, leaves))
+
+def chord_program(pr, kind: str):
+    """Compiled batch of chord-Newton refits: (data per refit) -> (z, converged)."""
+    return cache.get_or_build((*pr.structure_key, "bootstrap-chord", kind), lambda: _build_chord(pr, kind))
+
+
+def _build_chord(pr, kind: str):
+    objective = _objective(pr, kind)
+
+    def one(sample, g0, zhat, h_chol, data):
+        grad = jax.grad(lambda z: objective(z, sample, data))
 
         def solve(g):
             return jax.scipy.linalg.cho_solve((h_chol, True), g)
 
-        def body(s):
-            z, g, _, k, _ = s
-            z_new = z - solve(g)
+        def body(s: ChordState) -> ChordState:
+            z_new = s.z - solve(s.g)
             g_new = grad(z_new)
             dec = 0.5 * jnp.dot(g_new, solve(g_new))
             ok = jnp.all(jnp.isfinite(z_new)) & jnp.isfinite(dec)
-            return jnp.where(ok, z_new, z), jnp.where(ok, g_new, g), jnp.where(ok, dec, jnp.inf), k + 1, ok
+            return ChordState(
+                jnp.where(ok, z_new, s.z), jnp.where(ok, g_new, s.g), jnp.where(ok, dec, jnp.inf), s.k + 1, ok
+            )
 
-        s0 = (zhat, g0, 0.5 * jnp.dot(g0, solve(g0)), jnp.zeros((), jnp.int32), jnp.asarray(True))
-        z, _, dec, _, _ = jax.lax.while_loop(
-            lambda s: s[4] & (s[2] > _TOL) & (s[3] < _CHORD_STEPS) & jnp.isfinite(s[2]), body, s0
+        s0 = ChordState(zhat, g0, 0.5 * jnp.dot(g0, solve(g0)), jnp.zeros((), jnp.int32), jnp.asarray(True))
+        s = jax.lax.while_loop(
+            lambda s: s.finite & (s.dec > _TOL) & (s.k < CHORD_STEPS) & jnp.isfinite(s.dec), body, s0
         )
-        return z, dec <= _TOL
+        return s.z, s.dec <= _TOL
 
-    prog = jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None)))
-    _PROGRAMS[key] = prog
-    return prog
+    return jax.jit(jax.vmap(one, in_axes=(0, 0, None, None, None)))
 
 
-def _grad0_program(bound, kind: str):
+def _grad0_program(pr, kind: str):
     """Compiled batch of gradients at the estimate (parametric refits)."""
-    key = program_key(bound, "bootstrap-grad0", kind)
-    prog = _PROGRAMS.get(key)
-    if prog is None:
-        objective = _objective(bound, kind)
-        g = jax.grad(lambda z, data, leaves: objective(z, data, leaves))
-        prog = jax.jit(jax.vmap(g, in_axes=(None, 0, None)))
-        _PROGRAMS[key] = prog
-    return prog
+
+    def build():
+        objective = _objective(pr, kind)
+        return jax.jit(jax.vmap(jax.grad(objective), in_axes=(None, 0, None)))
+
+    return cache.get_or_build((*pr.structure_key, "bootstrap-grad0", kind), build)
 
 
-def _fallback_program(bound, kind: str):
-    key = program_key(bound, "bootstrap-fallback", kind)
-    prog = _PROGRAMS.get(key)
-    if prog is not None:
-        return prog
-    objective = _objective(bound, kind)
+def _fallback_program(pr, kind: str):
+    def build():
+        objective = _objective(pr, kind)
 
-    def one(data, zhat, leaves):
-        opt = minimize(
-            lambda z: objective(z, data, leaves), zhat, method="newton", scale=1.0, max_steps=100, tol=1e-12
-        )
-        return opt.z, opt.status == CONVERGED
+        def one(sample, zhat, data):
+            opt = minimize(
+                lambda z: objective(z, sample, data),
+                zhat,
+                method="newton",
+                scale=1.0,
+                max_steps=None,
+                tol=1e-12,
+            )
+            return opt.z, opt.status == Status.CONVERGED
 
-    prog = jax.jit(jax.vmap(one, in_axes=(0, None, None)))
-    _PROGRAMS[key] = prog
-    return prog
+        return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
+
+    return cache.get_or_build((*pr.structure_key, "bootstrap-fallback", kind), build)
 
 
-def _objective(bound, kind: str):
-    pr = bound.problem
+def _objective(pr, kind: str):
     if kind == "nonparametric":
-        spec = observation_units(bound)
-        return lambda z, w, leaves: -jnp.sum(unit_loglik(pr, spec, z, leaves, w))
+        spec = observation_units(pr)
+        pr = pr.static()
+        return lambda z, w, data: -jnp.sum(unit_loglik(pr, spec, z, data, w))
+    pr = pr.static()
     model = pr.prior_free_model
 
-    def nll(z, ystar, leaves):
-        args, kwargs = pr.rebuild(leaves)
+    def nll(z, ystar, data):
+        args, kwargs = pr.rebuild(data)
         ll, _ = npa.log_density(npa.replace_observed(model, ystar), args, kwargs, pr.layout.constrain(z))
         return -ll
 
@@ -224,42 +238,47 @@ def _resample_weights(key, idx: jax.Array, scores: jax.Array, *, n_units: int, s
     return w, -(w @ scores)
 
 
-def _simulate(res, key, size: int) -> dict:
-    bound = res.fit
-    pr = bound.problem
-    args, kwargs = pr.rebuild(leaves_of(bound))
-    params = {k: jnp.asarray(v) for k, v in res.params.items()}
+def _simulate(rec, key, size: int) -> dict:
+    pr = rec.problem
+    args, kwargs = pr.rebuild(pr.data)
+    params = {k: jnp.asarray(v) for k, v in rec.params.items()}
     sims = npa.simulate_observed(pr.prior_free_model, args, kwargs, params, pr.sites.observed, key, size)
-    tr = bound.trace
-    return {name: jnp.asarray(sims[name]).astype(jnp.asarray(tr[name]["value"]).dtype) for name in sims}
+    dtypes = {o.name: o.value.dtype for o in pr.sites.data}
+    return {name: jnp.asarray(sims[name]).astype(dtypes[name]) for name in sims}
 
 
-def _acceleration(res) -> np.ndarray:
+def _acceleration(rec) -> np.ndarray:
     try:
-        s = scores(res)
+        s = scores(rec.problem, rec.z)
     except ValueError:
-        return np.full(len(res.param_names), np.nan)
-    cov_z = np.where(np.isfinite(res.cov_z), res.cov_z, 0.0)
-    u = s @ cov_z @ np.asarray(res.jacobian).T  # (units, k): J H⁻¹ s_i
+        return np.full(len(rec.param_names), np.nan)
+    cov_z = np.where(np.isfinite(rec.cov_z), rec.cov_z, 0.0)
+    u = s @ cov_z @ np.asarray(rec.jacobian).T  # (units, k): J H⁻¹ s_i
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.sum(u**3, axis=0) / (6.0 * np.sum(u**2, axis=0) ** 1.5)
 
 
-def _check(res, n_boot, kind, chunk_size):
-    if getattr(res, "fit", None) is None:
-        raise TypeError(f"res: expected an MLEResult from mleppl.fit_mle, got {type(res).__name__}")
-    if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 1):
-        raise ValueError(f"n_boot: expected a positive integer, got {n_boot!r}")
+def _positive_int(name: str, value, *, none_ok: bool = False):
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not (isinstance(value, (int, np.integer)) and value >= 1):
+        raise ValueError(f"{name}: expected a positive integer{' or None' if none_ok else ''}, got {value!r}")
+
+
+def _check(rec, n_boot, kind, chunk_size):
+    if not isinstance(rec, FitRecord) or rec.problem is None:
+        raise TypeError(f"res: expected an MLEResult from mleppl.fit_mle, got {type(rec).__name__}")
+    _positive_int("n_boot", n_boot)
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
-    if chunk_size is not None and not (isinstance(chunk_size, (int, np.integer)) and chunk_size >= 1):
-        raise ValueError(f"chunk_size: expected a positive integer or None, got {chunk_size!r}")
-    if not np.all(np.isfinite(np.asarray(res.hessian))):
+    _positive_int("chunk_size", chunk_size, none_ok=True)
+    if not np.all(np.isfinite(np.asarray(rec.hessian))):
         raise ValueError("res: expected a finite observed information at the estimate, got NaN/inf")
 
 
+@float64
 def bootstrap(
-    res,
+    rec,
     n_boot: int = 1000,
     *,
     kind: str = "nonparametric",
@@ -271,7 +290,7 @@ def bootstrap(
 
     Parameters
     ----------
-    res : MLEResult
+    rec : MLEResult
         The fit to bootstrap.
     n_boot : int
         Number of refits.
@@ -331,102 +350,106 @@ def bootstrap(
     >>> bool(abs(boot.se()[0] - 1 / np.sqrt(50)) < 0.03)
     True
     """
-    _check(res, n_boot, kind, chunk_size)
-    bound = res.fit
-    with jax.enable_x64(True):
-        key = as_rng_key(rng_key)
-        leaves = leaves_of(bound)
-        zhat = jnp.asarray(res.z)
-        h = np.asarray(res.hessian)
-        try:
-            h_chol = jnp.asarray(np.linalg.cholesky(0.5 * (h + h.T)))
-        except np.linalg.LinAlgError:
-            raise ValueError(
-                "res: expected a positive-definite observed information at the estimate (see HessianWarning)"
-            ) from None
+    _check(rec, n_boot, kind, chunk_size)
+    pr = rec.problem
+    key = as_rng_key(rng_key)
+    data = pr.data
+    zhat = jnp.asarray(rec.z)
+    h = np.asarray(rec.hessian)
+    try:
+        h_chol = jnp.asarray(np.linalg.cholesky(0.5 * (h + h.T)))
+    except np.linalg.LinAlgError:
+        raise ValueError(
+            "res: expected a positive-definite observed information at the estimate (see HessianWarning)"
+        ) from None
+    if kind == "nonparametric":
+        spec = observation_units(pr)
+        elig_idx = jnp.asarray(np.flatnonzero(unit_weights(pr, spec) != 0))
+        s_hat = jnp.asarray(scores(pr, rec.z))  # per-unit scores at the estimate: g0 = −w·S
+        n_units = spec.size
+    else:
+        n_units = max(pr.nobs, 1)
+    # ~32 refits of 10⁴ units per batch keeps the batched arrays in cache (measured best)
+    chunk = min(chunk_size or int(min(1000, max(16, 3.2e5 // max(n_units, 1)))), n_boot)
+    chord, fallback = chord_program(pr, kind), _fallback_program(pr, kind)
+    grad0 = _grad0_program(pr, kind) if kind == "parametric" else None
+    zs, oks = [], []
+    for c, start in enumerate(range(0, n_boot, chunk)):
+        sub = jax.random.fold_in(key, c)
         if kind == "nonparametric":
-            spec = observation_units(bound)
-            elig_idx = jnp.asarray(np.flatnonzero(_unit_weights(bound, spec) != 0))
-            s_hat = jnp.asarray(scores(res))  # per-unit scores at the estimate: g0 = −w·S
-            n_units = spec.size
+            sample, g0 = _resample_weights(sub, elig_idx, s_hat, n_units=n_units, size=chunk)
         else:
-            n_units = max(bound.nobs, 1)
-        # ~32 refits of 10⁴ units per batch keeps the batched arrays in cache (measured best)
-        chunk = chunk_size or int(min(1000, max(16, 3.2e5 // max(n_units, 1))))
-        chunk = min(chunk, n_boot)
-        chord, fallback = _chord_program(bound, kind), _fallback_program(bound, kind)
-        grad0 = _grad0_program(bound, kind) if kind == "parametric" else None
-        zs, oks = [], []
-        for c, start in enumerate(range(0, n_boot, chunk)):
-            sub = jax.random.fold_in(key, c)
-            if kind == "nonparametric":
-                data, g0 = _resample_weights(sub, elig_idx, s_hat, n_units=n_units, size=chunk)
-            else:
-                data = _simulate(res, sub, chunk)
-                g0 = grad0(zhat, data, leaves)
-            z, ok = chord(data, g0, zhat, h_chol, leaves)
-            ok = np.array(ok)
-            z = np.array(z)
-            bad = np.flatnonzero(~ok)
-            if bad.size:
-                pad = max(8, 1 << int(math.ceil(math.log2(bad.size))))  # few distinct shapes to compile
-                sel = np.resize(bad, pad)
-                zf, okf = fallback(jax.tree_util.tree_map(lambda a, s=sel: a[s], data), zhat, leaves)
-                z[bad], ok[bad] = np.asarray(zf)[: bad.size], np.asarray(okf)[: bad.size]
-            take = min(chunk, n_boot - start)
-            zs.append(z[:take])
-            oks.append(ok[:take])
-            if progress:
-                print(f"\rbootstrap: {start + take}/{n_boot} refits", end="", file=sys.stderr, flush=True)
+            sample = _simulate(rec, sub, chunk)
+            g0 = grad0(zhat, sample, data)
+        z, ok = chord(sample, g0, zhat, h_chol, data)
+        ok, z = np.array(ok), np.array(z)
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            pad = max(8, 1 << int(math.ceil(math.log2(bad.size))))  # few distinct shapes to compile
+            sel = np.resize(bad, pad)
+            zf, okf = fallback(jax.tree_util.tree_map(lambda a, s=sel: a[s], sample), zhat, data)
+            z[bad], ok[bad] = np.asarray(zf)[: bad.size], np.asarray(okf)[: bad.size]
+        take = min(chunk, n_boot - start)
+        zs.append(z[:take])
+        oks.append(ok[:take])
         if progress:
-            print(file=sys.stderr)
-        z_all, ok_all = np.concatenate(zs), np.concatenate(oks)
-        layout = bound.problem.layout
-        flat = np.asarray(jax.vmap(lambda z: layout.flatten(layout.constrain(z)))(jnp.asarray(z_all)))
-    flat = np.where(ok_all[:, None], flat.astype(np.float64), np.nan)
+            print(f"\rbootstrap: {start + take}/{n_boot} refits", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    z_all, ok_all = np.concatenate(zs), np.concatenate(oks)
+    layout = pr.layout
+    flat = np.asarray(jax.vmap(layout.theta)(jnp.asarray(z_all)), dtype=np.float64)
+    flat = np.where(ok_all[:, None], flat, np.nan)
     n_failed = int(np.count_nonzero(~ok_all))
     if n_failed:
-        import warnings
-
         warnings.warn(
             f"bootstrap: {n_failed} of {n_boot} refits did not converge; their draws are NaN",
             MLEWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    draws = {
-        name: frozen_array(v.reshape((n_boot, *v.shape[1:]))) for name, v in _split(layout, flat).items()
-    }
+    # parameters the diagnosis ruled out (running to infinity or a boundary) have no
+    # sampling distribution to estimate: their draws are NaN, as their standard errors
+    invalid_theta = (
+        np.asarray(
+            [
+                bool(np.any(np.asarray(rec.jacobian)[i][np.asarray(rec.invalid)] != 0))
+                for i in range(flat.shape[1])
+            ]
+        )
+        if np.any(rec.invalid)
+        else np.zeros(flat.shape[1], bool)
+    )
+    if invalid_theta.any():
+        flat[:, invalid_theta] = np.nan
+        warnings.warn(
+            f"bootstrap: {[n for n, b in zip(rec.param_names, invalid_theta) if b]} have no finite "
+            "estimate (see res.issues); their draws are NaN",
+            MLEWarning,
+            stacklevel=3,
+        )
+    draws = {name: frozen_array(v) for name, v in layout.split(flat, batch=1).items()}
     return BootstrapResult(
         draws=frozen_dict(draws),
         n_failed=n_failed,
         kind=kind,
         flat=frozen_array(flat),
         converged=frozen_array(ok_all),
-        param_names=list(res.param_names),
-        estimate=frozen_array(res.estimate),
-        acceleration=frozen_array(_acceleration(res)),
+        param_names=list(rec.param_names),
+        estimate=frozen_array(rec.estimate),
+        acceleration=frozen_array(_acceleration(rec)),
     )
 
 
-def _split(layout, flat: np.ndarray) -> dict:
-    out, i = {}, 0
-    for s in layout.sites:
-        k = math.prod(s.shape)
-        out[s.name] = flat[:, i : i + k].reshape((flat.shape[0], *s.shape))
-        i += k
-    return out
-
-
 def bootstrap_conf_int(
-    res, *, level: float = 0.95, boot: BootstrapResult | None = None, interval: str = "percentile", **options
+    rec, *, level: float = 0.95, boot: BootstrapResult | None = None, interval: str = "percentile", **options
 ) -> pd.DataFrame:
     """``res.conf_int(method="bootstrap")``: from ``boot`` or from a new :func:`bootstrap` run."""
     if boot is None:
-        boot = bootstrap(res, options.pop("n_boot", 1000), **options)
+        boot = bootstrap(rec, options.pop("n_boot", 1000), **options)
     elif options:
         raise TypeError(f"conf_int(method='bootstrap', boot=...): unexpected options {sorted(options)}")
     if not isinstance(boot, BootstrapResult):
         raise TypeError(f"boot: expected a BootstrapResult from mleppl.bootstrap, got {type(boot).__name__}")
-    if list(boot.param_names) != list(res.param_names):
+    if list(boot.param_names) != list(rec.param_names):
         raise ValueError("boot: expected a bootstrap of this fit (its parameter names differ)")
     return boot.conf_int(level, interval=interval)

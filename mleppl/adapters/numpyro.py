@@ -36,8 +36,10 @@ from numpyro.distributions.transforms import biject_to
 from numpyro.infer.initialization import init_to_median, init_to_uniform
 from numpyro.primitives import Messenger
 
+from ..core.sites import Site
+
 __all__ = [
-    "Site",
+    "ObservedSite",
     "ModelSites",
     "classify_sites",
     "prior_free",
@@ -49,15 +51,20 @@ __all__ = [
 ]
 
 
-class Site(NamedTuple):
-    """Static description of one free site."""
+class ObservedSite(NamedTuple):
+    """Static description of one observed site, read off the trace made with the data."""
 
-    name: str
-    kind: str  # "sample" or "param"
-    shape: tuple[int, ...]  # constrained shape
-    unconstrained_shape: tuple[int, ...]
-    support: Any  # numpyro constraint
-    transform: Any  # unconstrained -> constrained
+    name: str  # the trace's name (``y_observed`` for obs_mask)
+    label: str  # the user's name (``y``)
+    kind: str  # continuous | count | binary | categorical | ordinal | factor
+    value: np.ndarray
+    batch_shape: tuple[int, ...]
+    event_dim: int
+    plates: tuple[tuple[str, int, int], ...]  # (plate, dim from the right of the batch shape, full size)
+    dims: tuple[str | None, ...]  # plate name of each dimension of the value
+    mask: np.ndarray | None  # True = observed, over the batch shape; None when nothing is masked
+    weight: np.ndarray  # mask × scale over the batch shape (NumPyro's weight of each term)
+    count: int  # unmasked log-likelihood terms
 
 
 class ModelSites(NamedTuple):
@@ -65,9 +72,26 @@ class ModelSites(NamedTuple):
 
     free: tuple[Site, ...]
     observed: tuple[str, ...]
+    data: tuple[ObservedSite, ...]  # one per observed site, same order
     deterministic: tuple[tuple[str, tuple[int, ...]], ...]
     imputed: tuple[tuple[str, Any], ...]  # (name, fixed value)
     plates: tuple[tuple[str, int], ...]  # (plate name, full size)
+    dims: tuple[tuple[str, tuple[str | None, ...]], ...]  # plate dims of free and deterministic sites
+    subsampled: tuple[str, ...]  # plates with subsample_size < size
+    param_values: tuple[tuple[str, Any], ...]  # declared initial values of numpyro.param sites
+
+    @property
+    def discrete_likelihood(self) -> bool:
+        """Every observed site has a discrete distribution (no factor terms): log L ≤ 0."""
+        return bool(self.data) and all(
+            o.kind in ("count", "binary", "categorical", "ordinal") for o in self.data
+        )
+
+    def observed_site(self, name: str) -> ObservedSite:
+        for o in self.data:
+            if o.name == name:
+                return o
+        raise KeyError(name)
 
 
 class _DropPriors(Messenger):
@@ -118,20 +142,60 @@ def _origin_value(site):
     return t(jnp.zeros(t.inverse_shape(shape)))
 
 
-def trace_model(model: Callable, args: tuple, kwargs: dict, rng_key) -> dict:
+class ParamValueError(ValueError):
+    """A ``numpyro.param`` site declared with an initial value outside its constraint."""
+
+
+def _check_param_value(site) -> None:
+    constraint = site["kwargs"].get("constraint", constraints.real)
+    v = site["args"][0] if site["args"] else None
+    if v is None or callable(v):
+        return
+    v = jnp.asarray(v)
+    if not (bool(np.all(np.asarray(constraint(v)))) and bool(np.all(np.isfinite(np.asarray(v))))):
+        raise ParamValueError(
+            f"numpyro.param site '{site['name']}': expected an initial value inside its constraint "
+            f"{constraint}, got {np.asarray(v)}"
+        )
+
+
+def trace_model(model: Callable, args: tuple, kwargs: dict, rng_key, init: dict | None = None) -> dict:
     """Trace the original model once with the data.
 
-    Latent sites are placed at the origin of their unconstrained space rather than
-    sampled from their priors: no random-number kernels to compile, which makes a
-    fresh process's first fit about half a second faster. A model that needs a
-    random key of its own (``numpyro.prng_key()``) is traced again under ``seed``.
+    Latent sites are placed at ``init`` where given, else at the origin of their
+    unconstrained space rather than sampled from their priors: no random-number
+    kernels to compile, which makes a fresh process's first fit about half a
+    second faster. A model that needs a random key of its own
+    (``numpyro.prng_key()``) is traced again under ``seed``.
     """
+    init = dict(init or {})
+
+    def value(site):
+        if site["type"] == "param":
+            _check_param_value(site)
+            return None
+        if site["type"] == "sample" and not site["is_observed"] and site["name"] in init:
+            fn = site["fn"]
+            shape = (
+                tuple(site["kwargs"].get("sample_shape", ()) or ())
+                + tuple(fn.batch_shape)
+                + tuple(fn.event_shape)
+            )
+            try:
+                return jnp.broadcast_to(jnp.asarray(init[site["name"]], dtype=jnp.float64), shape)
+            except (ValueError, TypeError):
+                return _origin_value(site)
+        return _origin_value(site)
+
     try:
-        return handlers.trace(handlers.substitute(model, substitute_fn=_origin_value)).get_trace(
-            *args, **kwargs
-        )
+        return handlers.trace(handlers.substitute(model, substitute_fn=value)).get_trace(*args, **kwargs)
+    except ParamValueError:
+        raise
     except Exception:  # noqa: BLE001 - any failure: retry the plain seeded way, which reports
-        return handlers.trace(handlers.seed(model, rng_key)).get_trace(*args, **kwargs)
+        seeded = handlers.seed(model, rng_key)
+        if init:
+            seeded = handlers.substitute(seeded, data=init)
+        return handlers.trace(seeded).get_trace(*args, **kwargs)
 
 
 def trace_with_values(model: Callable, args: tuple, kwargs: dict, values: dict) -> dict:
@@ -172,7 +236,7 @@ def classify_sites(tr: dict) -> ModelSites:
         For a discrete latent site (it must be marginalized) or a model with
         no observed site.
     """
-    free, observed, det, imputed = [], [], [], []
+    free, observed, det, imputed, params, discrete = [], [], [], [], [], []
     plates: dict[str, int] = {}
     masked_bases = set()
     for name, site in tr.items():
@@ -189,23 +253,104 @@ def classify_sites(tr: dict) -> ModelSites:
                 masked_bases.add(name[: -len("_unobserved")])
                 continue
             if fn.support.is_discrete:
-                raise ValueError(
-                    f"site '{name}' is a discrete latent variable ({type(fn).__name__}); "
-                    "expected continuous latent sites only: a discrete latent variable "
-                    "cannot be point-estimated by gradients and must be marginalized "
-                    "(sum it out in the model, e.g. with MixtureSameFamily)"
-                )
-            t = biject_to(fn.support)
-            free.append(Site(name, "sample", shape, tuple(t.inverse_shape(shape)), fn.support, t))
+                discrete.append((name, type(fn).__name__))
+                continue
+            free.append(_free_site(name, "sample", shape, fn.support))
         elif site["type"] == "param":
             constraint = site["kwargs"].get("constraint", constraints.real)
             shape = tuple(jnp.shape(site["value"]))
-            t = biject_to(constraint)
-            free.append(Site(name, "param", shape, tuple(t.inverse_shape(shape)), constraint, t))
+            inside = np.asarray(constraint(jnp.asarray(site["value"])))
+            if not (np.all(inside) and np.all(np.isfinite(np.asarray(site["value"])))):
+                raise ValueError(
+                    f"numpyro.param site '{name}': expected an initial value inside its constraint "
+                    f"{constraint}, got {np.asarray(site['value'])}"
+                )
+            free.append(_free_site(name, "param", shape, constraint))
+            params.append((name, site["value"]))
         elif site["type"] == "deterministic":
             det.append((name, tuple(jnp.shape(site["value"]))))
+    if discrete and observed:
+        name, cls = discrete[0]
+        raise ValueError(
+            f"site '{name}' is a discrete latent variable ({cls}); "
+            "expected continuous latent sites only: a discrete latent variable "
+            "cannot be point-estimated by gradients and must be marginalized "
+            "(sum it out in the model, e.g. with MixtureSameFamily)"
+        )
     det = [(n, s) for n, s in det if n not in masked_bases]
-    return ModelSites(tuple(free), tuple(observed), tuple(det), tuple(imputed), tuple(plates.items()))
+    dims = tuple((n, site_dims(tr, n)) for n in [s.name for s in free] + [n for n, _ in det])
+    return ModelSites(
+        tuple(free),
+        tuple(observed),
+        (),  # filled by describe_observed once the data are validated
+        tuple(det),
+        tuple(imputed),
+        tuple(plates.items()),
+        dims,
+        tuple(subsampled_plates(tr)),
+        tuple(params),
+    )
+
+
+_ELEMENTWISE = (
+    "IdentityTransform",
+    "ExpTransform",
+    "SigmoidTransform",
+    "SoftplusTransform",
+    "AffineTransform",
+    "PowerTransform",
+    "TanhTransform",
+)
+
+
+def _elementwise(t) -> bool:
+    """Whether a bijection maps each coordinate on its own (no simplex, Cholesky, ordering)."""
+    from numpyro.distributions.transforms import ComposeTransform, IndependentTransform
+
+    if isinstance(t, IndependentTransform):
+        return _elementwise(t.base_transform)
+    if isinstance(t, ComposeTransform):
+        return all(_elementwise(p) for p in t.parts)
+    return type(t).__name__ in _ELEMENTWISE
+
+
+def _bounded(support) -> bool:
+    base = support
+    while isinstance(base, constraints.independent):
+        base = base.base_constraint
+    return not (base is constraints.real or isinstance(base, type(constraints.real)))
+
+
+def _free_site(name: str, kind: str, shape: tuple, support) -> Site:
+    t = biject_to(support)
+    ushape = tuple(t.inverse_shape(shape))
+    elementwise = ushape == tuple(shape) and _elementwise(t)
+    return Site(name, kind, shape, ushape, support, t, _bounded(support), elementwise)
+
+
+def describe_observed(tr: dict, sites: ModelSites) -> ModelSites:
+    """``sites`` with the description of each observed site (after the data were validated)."""
+    return sites._replace(data=tuple(_describe_observed(tr, name) for name in sites.observed))
+
+
+def _describe_observed(tr: dict, name: str) -> ObservedSite:
+    site = tr[name]
+    fn = site["fn"]
+    frames = site.get("cond_indep_stack", ()) or ()
+    weight = np.asarray(jax.device_get(loglik_terms(tr, (name,))[name][1]), dtype=np.float64)
+    return ObservedSite(
+        name=name,
+        label=display_name(tr, name),
+        kind=observed_kind(tr, name),
+        value=np.asarray(site["value"]),
+        batch_shape=tuple(fn.batch_shape),
+        event_dim=int(fn.event_dim),
+        plates=tuple((f.name, int(f.dim), int(f.size)) for f in frames),
+        dims=site_dims(tr, name),
+        mask=observation_mask(tr, name),
+        weight=weight,
+        count=observed_count(tr, name),
+    )
 
 
 def log_density(model: Callable, args: tuple, kwargs: dict, values: dict):
@@ -218,14 +363,16 @@ def log_density(model: Callable, args: tuple, kwargs: dict, values: dict):
 def observed_count(tr: dict, name: str) -> int:
     """Number of unmasked log-likelihood terms of an observed site (NumPy, no compile)."""
     site = tr[name]
-    if np.size(site["value"]) == 0:
+    if np.size(site["value"]) == 0 and observed_kind(tr, name) != "factor":
         return 0
     mask = site_mask(site, xp=np)
     shape = tuple(site["fn"].batch_shape)
     weight_zero = site.get("scale") is not None and np.all(np.asarray(site["scale"]) == 0)
     if weight_zero:
         return 0
-    return int(np.count_nonzero(mask)) if mask is not None else int(math.prod(shape))
+    if mask is not None:
+        return int(np.count_nonzero(np.broadcast_to(mask, shape)))
+    return int(math.prod(shape))
 
 
 def site_mask(site: dict, xp=jnp):
@@ -345,33 +492,26 @@ def observed_nonfinite(tr: dict, name: str) -> int:
 
 
 def initial_values(model: Callable, args: tuple, kwargs: dict, rng_key, attempt: int) -> dict:
-    """Constrained start values for the free sites of the ORIGINAL model.
+    """A trace of the ORIGINAL model at start values for its free sites.
 
-    Attempt 0 uses the prior median; later attempts draw uniformly in
-    (-2, 2) on the unconstrained scale (NumPyro's default for MCMC).
-    ``numpyro.param`` sites keep their declared initial value.
+    Attempt 0 uses the prior median; odd attempts draw from the priors, which
+    are dropped from the likelihood but carry the model's own sense of scale
+    (a location with a Normal(0, 10) prior is started within tens, not within
+    ±2); even attempts draw uniformly in (-2, 2) on the unconstrained scale
+    (NumPyro's default for MCMC). ``numpyro.param`` sites keep their declared
+    initial value.
     """
-    strategy = init_to_median(num_samples=15) if attempt == 0 else init_to_uniform(radius=2)
+    from numpyro.infer.initialization import init_to_sample
+
+    if attempt == 0:
+        strategy = init_to_median(num_samples=15)
+    elif attempt % 2:
+        strategy = init_to_sample
+    else:
+        strategy = init_to_uniform(radius=2)
     key = jax.random.fold_in(rng_key, attempt)
     seeded = handlers.seed(model, key)
-    tr = handlers.trace(handlers.substitute(seeded, substitute_fn=strategy)).get_trace(*args, **kwargs)
-    return tr
-
-
-# --------------------------------------------------------------------------
-# Uncertainty helpers (robust covariances, bootstrap): additive, read-only.
-
-
-def site_plates(tr: dict, name: str) -> tuple[tuple[int, ...], dict[str, tuple[int, int]]]:
-    """Batch shape of an observed site's log-density and its plates ``{name: (dim, size)}``.
-
-    ``dim`` is the plate's (negative) dimension counted from the right of the
-    batch shape; ``size`` is the plate's full size (a subsampled plate has a
-    smaller extent in the batch shape).
-    """
-    site = tr[name]
-    frames = site.get("cond_indep_stack", ()) or ()
-    return tuple(site["fn"].batch_shape), {f.name: (int(f.dim), int(f.size)) for f in frames}
+    return handlers.trace(handlers.substitute(seeded, substitute_fn=strategy)).get_trace(*args, **kwargs)
 
 
 class _ReplaceObserved(Messenger):
@@ -421,10 +561,6 @@ def simulate_observed(
         batch_ndims=1,
     )
     return pred(rng_key, *args, **kwargs)
-
-
-# --------------------------------------------------------------------------
-# Prediction and ArviZ export (issue 4): small additive helpers.
 
 
 def observation_mask(tr: dict, name: str) -> np.ndarray | None:
@@ -540,3 +676,53 @@ def predictive(
     else:
         pred = Predictive(model, params=params, num_samples=num_samples, batch_ndims=1)
     return pred(rng_key, *args, **kwargs)
+
+
+def support_bounds(support, shape) -> tuple[np.ndarray, np.ndarray]:
+    """Elementwise lower and upper bounds of a support over ``shape`` (±inf where unbounded)."""
+    lo = getattr(support, "lower_bound", -np.inf)
+    hi = getattr(support, "upper_bound", np.inf)
+    lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), shape).ravel()
+    hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), shape).ravel()
+    return lo, hi
+
+
+def site_kinds(tr: dict) -> list[tuple[str, str]]:
+    """``(name, kind)`` per site of a trace: ``latent``, ``observed``, ``param``, ``deterministic``, ``other``."""
+    out = []
+    for name, site in tr.items():
+        if site["type"] == "sample":
+            out.append((name, "observed" if site["is_observed"] else "latent"))
+        elif site["type"] in ("param", "deterministic"):
+            out.append((name, site["type"]))
+        else:
+            out.append((name, "other"))
+    return out
+
+
+def free_values(tr: dict, names) -> dict:
+    """The values of the named sites in a trace."""
+    return {name: tr[name]["value"] for name in names}
+
+
+def run_nuts(model: Callable, rng_key, args: tuple, kwargs: dict, *, extra_fields=(), **options):
+    """NumPyro's ``MCMC(NUTS(model))`` run on the data; returns the ``MCMC`` object.
+
+    ``options``: ``target_accept_prob``, ``dense_mass`` (NUTS) and ``num_warmup``,
+    ``num_samples``, ``num_chains``, ``chain_method``, ``progress_bar`` (MCMC).
+    """
+    from numpyro.infer import MCMC, NUTS
+
+    kernel = NUTS(
+        model, target_accept_prob=options.pop("target_accept_prob"), dense_mass=options.pop("dense_mass")
+    )
+    mcmc = MCMC(kernel, **options)
+    mcmc.run(rng_key, *args, extra_fields=tuple(extra_fields), **kwargs)
+    return mcmc
+
+
+def prior_draws(model: Callable, rng_key, args: tuple, kwargs: dict, names, num_samples: int) -> dict:
+    """Draws of the named sites from the model's priors, ``{site: (S, ...)}``."""
+    from numpyro.infer import Predictive
+
+    return Predictive(model, num_samples=num_samples, return_sites=list(names))(rng_key, *args, **kwargs)

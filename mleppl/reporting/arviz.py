@@ -32,9 +32,9 @@ import re
 
 import numpy as np
 
-from . import _numpyro as npa
-from ._inputs import as_rng_key
-from ._predictive import check_num_samples, draw_z, evaluate_draws
+from ..core.x64 import float64
+from ..model.inputs import as_rng_key
+from .predictive import check_num_samples, draw_z, evaluate_draws
 
 __all__ = ["to_datatree", "loo", "nuts_to_datatree", "posterior_diagnostics"]
 
@@ -57,13 +57,12 @@ def _arg_name(label: str, i: int) -> str:
 class _Observed:
     """How one observed site appears in the tree: its name, dims and kept entries."""
 
-    def __init__(self, tr: dict, name: str):
-        self.name = name
-        fn = tr[name]["fn"]
-        self.batch_ndim = len(fn.batch_shape)
-        self.event_dims = [f"{name}_event_{i}" for i in range(fn.event_dim)]
-        plates = npa.site_dims(tr, name)
-        self.mask = npa.observation_mask(tr, name)
+    def __init__(self, site):
+        name = self.name = site.name
+        self.batch_ndim = len(site.batch_shape)
+        self.event_dims = [f"{name}_event_{i}" for i in range(site.event_dim)]
+        plates = site.dims
+        self.mask = site.mask
         if self.mask is None or self.mask.all():
             self.mask = None
             self.dims = _dims(name, plates[: self.batch_ndim]) + self.event_dims
@@ -83,9 +82,9 @@ class _Observed:
         return np.take(flat, self.coords[self.batch_dims[0]], axis=lead)
 
 
-def _check_pointwise(tr: dict, observed: tuple[str, ...], kinds: dict, groups: list[str]) -> None:
-    factors = [n for n in observed if kinds[n] == "factor"]
-    sub = npa.subsampled_plates(tr)
+def _check_pointwise(sites, groups: list[str]) -> None:
+    factors = [o.name for o in sites.data if o.kind == "factor"]
+    sub = list(sites.subsampled)
     if factors and "log_likelihood" in groups:
         raise PointwiseLikelihoodError(
             f"log_likelihood: the pointwise log-likelihood cannot be formed: site(s) {factors} "
@@ -105,29 +104,29 @@ def _sample_axes(x: np.ndarray) -> np.ndarray:
     return np.asarray(x)[None, ...]
 
 
-def _mle_groups(res, dims: dict) -> dict:
+def _mle_groups(rec, dims: dict) -> dict:
     import xarray as xr
 
     est, se = {}, {}
-    for name, v in {**res.params, **res.deterministic}.items():
+    for name, v in {**rec.params, **rec.deterministic}.items():
         d = dims.get(name, _dims(name, (None,) * np.ndim(v)))
         est[name] = (d, np.asarray(v))
-        err = res.se.get(name, res.deterministic_se.get(name))
+        err = rec.se.get(name, rec.deterministic_se.get(name))
         se[name] = (d, np.asarray(err))
-    pn = list(res.param_names)
-    zlab = [f"z[{i}]" for i in range(len(res.z))]
+    pn = list(rec.param_names)
+    zlab = [f"z[{i}]" for i in range(len(rec.z))]
     cov = xr.Dataset(
         {
-            "cov": (("param", "param_bis"), np.asarray(res.cov)),
-            "z": (("z_index",), np.asarray(res.z)),
-            "cov_z": (("z_index", "z_index_bis"), np.asarray(res.cov_z)),
+            "cov": (("param", "param_bis"), np.asarray(rec.cov)),
+            "z": (("z_index",), np.asarray(rec.z)),
+            "cov_z": (("z_index", "z_index_bis"), np.asarray(rec.cov_z)),
         },
         coords={"param": pn, "param_bis": pn, "z_index": zlab, "z_index_bis": zlab},
     )
     return {"mle": xr.Dataset(est), "mle_se": xr.Dataset(se), "mle_cov": cov}
 
 
-def _attrs(res, uncertainty: bool, num_samples: int) -> dict:
+def _attrs(rec, uncertainty: bool, num_samples: int) -> dict:
     kind = (
         f"{num_samples} draws from the asymptotic normal N(z_hat, Sigma_z) of the MLE on the "
         "unconstrained scale, mapped to the constrained scale"
@@ -138,21 +137,21 @@ def _attrs(res, uncertainty: bool, num_samples: int) -> dict:
         "estimator": ESTIMATOR,
         "posterior_kind": "asymptotic_normal" if uncertainty else "point_estimate",
         "posterior_description": kind,
-        "cov_type": res.cov_type,
-        "loglik": float(res.loglik),
-        "aic": float(res.aic),
-        "bic": float(res.bic),
-        "nobs": int(res.nobs),
-        "n_params": int(res.n_params),
-        "converged": int(bool(res.converged)),
-        "method": res.method,
+        "cov_type": rec.cov_type,
+        "loglik": float(rec.loglik),
+        "aic": float(rec.aic),
+        "bic": float(rec.bic),
+        "nobs": int(rec.nobs),
+        "n_params": int(rec.n_params),
+        "converged": int(bool(rec.converged)),
+        "method": rec.method,
         "inference_library": "mleppl",
     }
 
 
 def build_datatree(
-    res,
-    bound,
+    rec,
+    problem,
     *,
     num_samples: int,
     rng_key,
@@ -163,17 +162,15 @@ def build_datatree(
     predictions_constant_data: dict | None = None,
     observed_names: tuple[str, ...] | None = None,
 ):
-    """The DataTree of ``res`` with the data of ``bound`` (the fit's, or new data)."""
+    """The DataTree of ``rec`` with the data of ``problem`` (the fit's, or new data)."""
     import jax
     from arviz_base import from_dict
 
     s = check_num_samples(num_samples)
     key = as_rng_key(rng_key)
     k_z, k_y, k_pp = jax.random.split(key, 3)
-    tr = bound.trace
-    problem = bound.problem
-    kinds = {n: npa.observed_kind(tr, n) for n in problem.sites.observed}
-    observed = tuple(n for n in problem.sites.observed if kinds[n] != "factor")
+    sites = problem.sites
+    observed = tuple(o.name for o in sites.data if o.kind != "factor")
     if observed_names is not None:
         observed = tuple(n for n in observed if n in observed_names)
     groups = [
@@ -181,21 +178,21 @@ def build_datatree(
         for g, on in (("log_likelihood", log_likelihood), ("posterior_predictive", posterior_predictive))
         if on
     ]
-    _check_pointwise(tr, problem.sites.observed, kinds, groups)
+    _check_pointwise(sites, groups)
 
-    leaves = tuple(np.asarray(x) for x in bound.inputs.leaves)
-    z, log_q = draw_z(res, k_z, s, uncertainty)
+    leaves = problem.data
+    z, log_q = draw_z(rec, k_z, s, uncertainty)
     if not uncertainty:
         z = z[:1]
     draws = evaluate_draws(problem, leaves, z, k_y, observed=observed)
 
-    fit_tr = res.fit.trace
-    dims = {st.name: _dims(st.name, npa.site_dims(fit_tr, st.name)) for st in problem.layout.sites}
-    for name, _ in problem.sites.deterministic:
-        if name in fit_tr:
-            dims[name] = _dims(name, npa.site_dims(fit_tr, name))
-    obs = {n: _Observed(tr, n) for n in observed}
+    dims = {name: _dims(name, d) for name, d in rec.problem.sites.dims}
+    coord_labels = dict(problem.layout.coords)
+    obs = {n: _Observed(sites.observed_site(n)) for n in observed}
     coords: dict = {}
+    for name, labels in coord_labels.items():  # named coordinates (coords=) of vector sites
+        if name in dims and len(dims[name]) == 1:
+            coords[dims[name][0]] = list(labels)
     for o in obs.values():
         dims[o.name] = o.dims
         coords.update(o.coords)
@@ -217,9 +214,9 @@ def build_datatree(
                 problem, leaves, np.broadcast_to(z, (s, z.shape[1])), k_pp, observed=observed
             ).replicates
         data["posterior_predictive"] = {n: _sample_axes(o.select(reps[n], 1)) for n, o in obs.items()}
-    data["observed_data"] = {n: o.select(np.asarray(tr[n]["value"]), 0) for n, o in obs.items()}
+    data["observed_data"] = {n: o.select(sites.observed_site(n).value, 0) for n, o in obs.items()}
     data["constant_data"] = {
-        _arg_name(lab, i): np.asarray(x) for i, (lab, x) in enumerate(zip(bound.inputs.labels, leaves))
+        _arg_name(lab, i): np.asarray(x) for i, (lab, x) in enumerate(zip(problem.labels, leaves))
     }
     if predictions is not None:
         data["predictions"] = {k: _sample_axes(np.asarray(v)) for k, v in predictions.items()}
@@ -231,20 +228,21 @@ def build_datatree(
         if predictions and k in predictions and (k not in obs or obs[k].mask is None)
     }
 
-    attrs = _attrs(res, uncertainty, s)
+    attrs = _attrs(rec, uncertainty, s)
     dt = from_dict(data, dims=dims, coords=coords or None, pred_dims=pred_dims or None)
     dt.attrs.update(attrs)
     for g in ("posterior", "sample_stats", "log_likelihood", "posterior_predictive"):
         if g in dt.children:
             dt[g].attrs.update(attrs)
-    for name, ds in _mle_groups(res, dims).items():
+    for name, ds in _mle_groups(rec, dims).items():
         ds.attrs.update(attrs)
         dt[name] = ds
     return dt
 
 
+@float64
 def to_datatree(
-    res,
+    rec,
     *,
     num_samples: int = 1000,
     rng_key=None,
@@ -334,8 +332,8 @@ def to_datatree(
         if val is not None and not isinstance(val, dict):
             raise TypeError(f"{opt}: expected a dict of name -> array or None, got {type(val).__name__}")
     return build_datatree(
-        res,
-        res.fit,
+        rec,
+        rec.problem,
         num_samples=num_samples,
         rng_key=rng_key,
         uncertainty=uncertainty,
@@ -403,7 +401,6 @@ def loo(dt, *, var_name: str | None = None, pointwise: bool | None = None):
     return azs.loo(dt, pointwise=pointwise, var_name=var_name)
 
 
-# --------------------------------------------------------------------------- Bayesian comparison (issue 5)
 def nuts_to_datatree(mcmc, *, prior: dict | None = None):
     """DataTree of a NumPyro MCMC run with pointwise ``log_likelihood`` (so LOO works).
 
@@ -451,3 +448,18 @@ def plot_forest_models(trees: dict, *, ci_prob: float = 0.95, xlabel: str | None
     if path is not None:
         pc.savefig(str(path))
     return pc
+
+
+def plot_ppc_check(dt, fname: str, sites: list[str], options: dict):
+    """Call ``arviz_plots.<fname>`` (a ``plot_ppc_*`` check) on the tree for the named sites."""
+    import inspect
+
+    import arviz_plots
+
+    plotter = getattr(arviz_plots, fname)
+    options = dict(options)
+    if "num_samples" in inspect.signature(plotter).parameters:
+        # ArviZ draws 50 predictive curves by default and warns when fewer exist
+        sizes = dt["posterior_predictive"].sizes
+        options.setdefault("num_samples", min(50, int(sizes["chain"]) * int(sizes["draw"])))
+    return plotter(dt, var_names=sites, **options)

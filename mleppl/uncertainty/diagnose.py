@@ -21,25 +21,15 @@ optimum ``f`` rises steeply along every such ray. Otherwise, along a direction `
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
-
 import numpy as np
 
-__all__ = ["Issue", "suspicious", "ray_directions", "classify_rays", "RAY_STEPS"]
+from ..core.records import Issue
+
+__all__ = ["suspicious", "ray_directions", "ray_points", "classify_rays", "RAY_STEPS"]
 
 SE_RATIO = 1e3
 UNBOUNDED_NATS = 1.0
 RAY_STEPS = 2.0 ** np.arange(-8, 7)  # 1/256 … 64
-
-
-class Issue(NamedTuple):
-    """One problem found by the diagnosis."""
-
-    kind: str  # "separation" | "boundary" | "unbounded" | "ridge"
-    sites: tuple[str, ...]
-    direction: str  # the direction as a combination of parameter labels
-    detail: str
 
 
 def suspicious(converged: bool, positive_definite: bool, z: np.ndarray, cov_z: np.ndarray) -> bool:
@@ -155,36 +145,3 @@ def classify_rays(
         if key not in issues:
             issues[key] = Issue(kind, sites, combo, detail)
     return list(issues.values())
-
-
-def z_labels(layout) -> tuple[list[str], list[str]]:
-    """Labels and site names of the unconstrained coordinates.
-
-    A real-valued site's coordinates are its parameters (``b[1]``); a constrained
-    site's are written ``u(sigma)``: the unconstrained coordinate the optimizer uses.
-    """
-    from ._likelihood import param_labels
-
-    bounded = bounded_sites(layout)
-    labels = []
-    for s in layout.sites:
-        if tuple(s.unconstrained_shape) == tuple(s.shape):
-            labs = param_labels(s.name, s.shape)
-        else:
-            labs = [f"{s.name}~{i}" for i in range(math.prod(s.unconstrained_shape))]
-        labels += [f"u({lab})" for lab in labs] if s.name in bounded else labs
-    return labels, layout.coordinate_sites
-
-
-def bounded_sites(layout) -> set[str]:
-    """Sites whose support is not all of R^k (their z → ±∞ means a boundary)."""
-    from numpyro.distributions import constraints
-
-    out = set()
-    for s in layout.sites:
-        base = s.support
-        while isinstance(base, constraints.independent):
-            base = base.base_constraint
-        if base is not constraints.real and not isinstance(base, type(constraints.real)):
-            out.add(s.name)
-    return out

@@ -8,11 +8,15 @@ PAV-adjusted calibration plot. ArviZ and matplotlib are imported lazily.
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
 
-from . import _numpyro as npa
+import jax
+
+from .core.x64 import float64
+from .model.inputs import as_rng_key
+from .model.problem import bind
+from .reporting.arviz import build_datatree, plot_ppc_check
 
 __all__ = ["plot_ppc", "KINDS", "DEFAULT_KIND"]
 
@@ -43,23 +47,22 @@ _REQUIRES = {
 }
 
 
-def _bound_for(res, args: tuple, kwargs: dict, key):
-    """The fit's own data, or the given arguments bound to the fitted model."""
+def _problem_for(res, args: tuple, kwargs: dict, key):
+    """The fit's own problem, or the given arguments bound to the fitted model."""
     if not args and not kwargs:
-        return res.fit
-    from ._likelihood import bind
-
-    b = bind(res.fit.problem.model, args, kwargs, key)
-    have = [(s.name, s.shape) for s in b.problem.layout.sites]
-    want = [(s.name, s.shape) for s in res.fit.problem.layout.sites]
+        return res.problem
+    other = bind(res.problem.require_model(), args, kwargs, key)
+    have = [(s.name, s.shape) for s in other.layout.sites]
+    want = [(s.name, s.shape) for s in res.problem.layout.sites]
     if have != want:
         raise ValueError(
             f"the model with these arguments has free sites {have}, expected those of the fit {want} "
             "(pass data of the same structure as in fit_mle)"
         )
-    return b._replace(problem=res.fit.problem._replace(rebuild=b.problem.rebuild, sites=b.problem.sites))
+    return res.problem.with_data(other)
 
 
+@float64
 def plot_ppc(
     res,
     *args,
@@ -130,11 +133,6 @@ def plot_ppc(
     >>> type(pc).__name__
     'PlotCollection'
     """
-    import jax
-
-    from ._arviz import build_datatree
-    from ._inputs import as_rng_key
-
     if kind is not None and kind not in _PLOTTERS:
         raise ValueError(f"kind: expected one of {KINDS} or None, got {kind!r}")
     if var_names is not None and (
@@ -143,11 +141,8 @@ def plot_ppc(
         raise TypeError(f"var_names: expected a list of site names, got {var_names!r}")
     key = as_rng_key(rng_key)
     k_bind, k_draw = jax.random.split(key)
-    with jax.enable_x64(True):
-        bound = _bound_for(res, args, model_kwargs, k_bind)
-    tr = bound.trace
-    data_kinds = {n: npa.observed_kind(tr, n) for n in bound.problem.sites.observed}
-    data_kinds = {n: k for n, k in data_kinds.items() if k != "factor"}
+    problem = _problem_for(res, args, model_kwargs, k_bind)
+    data_kinds = {o.name: o.kind for o in problem.sites.data if o.kind != "factor"}
     names = list(data_kinds) if var_names is None else list(var_names)
     unknown = [n for n in names if n not in data_kinds]
     if unknown:
@@ -160,7 +155,7 @@ def plot_ppc(
             )
     dt = build_datatree(
         res,
-        bound,
+        problem,
         num_samples=num_samples,
         rng_key=k_draw,
         uncertainty=uncertainty,
@@ -218,20 +213,13 @@ def _flatten_observations(dt, names: list[str]):
 
 
 def _draw(dt, kind: str, sites: list[str], data_type: str | None):
-    import arviz_plots
-
     fname, fixed = _PLOTTERS[kind]
     options = dict(fixed)
     if kind == "pava":
         options["data_type"] = data_type
     if kind == "dist_pit" and len(sites) > 1:  # one row per site; ArviZ's default squeezes the rows
         options["figure_kwargs"] = {"figsize": (10.0, 3.4 * len(sites))}
-    plotter = getattr(arviz_plots, fname)
-    if "num_samples" in inspect.signature(plotter).parameters:
-        # ArviZ draws 50 predictive curves by default and warns when fewer exist
-        sizes = dt["posterior_predictive"].sizes
-        options.setdefault("num_samples", min(50, int(sizes["chain"]) * int(sizes["draw"])))
-    return plotter(dt, var_names=sites, **options)
+    return plot_ppc_check(dt, fname, sites, options)
 
 
 def _save(pc, path: Path) -> None:

@@ -3,7 +3,7 @@
 ``fit_nuts`` runs NumPyro's NUTS on the model *with* its priors and returns an
 ArviZ DataTree; ``compare`` lays an :class:`~mleppl.MLEResult` and such a tree
 side by side, one row per scalar parameter; ``plot_compare`` draws both as one
-forest plot. ArviZ itself is touched only from :mod:`mleppl._arviz`.
+forest plot. ArviZ itself is touched only from :mod:`mleppl.reporting.arviz`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ import jax
 import numpy as np
 import pandas as pd
 
-from . import _numpyro as npa
-from ._inference import check_level, normal_quantile
-from ._inputs import as_rng_key
-from ._likelihood import param_labels
-from ._result import MLEResult
+from .adapters import numpyro as npa
+from .core.sites import param_labels
+from .core.stats import check_level, normal_quantile
+from .core.x64 import float64
+from .model.inputs import as_rng_key
+from .reporting.arviz import nuts_to_datatree, plot_forest_models, posterior_diagnostics
+from .result import MLEResult
 
 __all__ = [
     "fit_nuts",
@@ -76,14 +78,14 @@ def _resolve_chain_method(chain_method: str, num_chains: int) -> str:
 
 def _check_sample_sites(model: Callable, args: tuple, kwargs: dict, rng_key) -> list[str]:
     """Names of the latent sample sites; reject ``numpyro.param`` sites (NUTS holds them fixed)."""
-    tr = npa.trace_model(model, args, kwargs, rng_key)
-    params = [name for name, site in tr.items() if site["type"] == "param"]
+    kinds = npa.site_kinds(npa.trace_model(model, args, kwargs, rng_key))
+    params = [name for name, kind in kinds if kind == "param"]
     if params:
         raise ValueError(
             f"site(s) {params} are numpyro.param sites: NUTS would hold them fixed at their initial "
             "value; expected numpyro.sample sites with priors for a Bayesian fit"
         )
-    latent = [name for name, site in tr.items() if site["type"] == "sample" and not site["is_observed"]]
+    latent = [name for name, kind in kinds if kind == "latent"]
     if not latent:
         raise ValueError(
             "model has no latent numpyro.sample site: expected at least one parameter with a prior, got none"
@@ -91,6 +93,7 @@ def _check_sample_sites(model: Callable, args: tuple, kwargs: dict, rng_key) -> 
     return latent
 
 
+@float64
 def fit_nuts(
     model: Callable,
     *args,
@@ -172,10 +175,6 @@ def fit_nuts(
     >>> dict(dt["posterior"].sizes), list(dt["log_likelihood"].data_vars)
     ({'chain': 1, 'draw': 50}, ['y'])
     """
-    from numpyro.infer import MCMC, NUTS, Predictive
-
-    from ._arviz import nuts_to_datatree
-
     num_warmup = _positive_int("num_warmup", num_warmup, minimum=0)
     num_samples = _positive_int("num_samples", num_samples, minimum=1)
     num_chains = _positive_int("num_chains", num_chains, minimum=1)
@@ -183,27 +182,30 @@ def fit_nuts(
     if not (isinstance(target_accept_prob, (int, float)) and 0.0 < target_accept_prob < 1.0):
         raise ValueError(f"target_accept_prob: expected a number in (0, 1), got {target_accept_prob!r}")
     method = _resolve_chain_method(chain_method, num_chains)
-    with jax.enable_x64(True):
-        key_mcmc, key_prior, key_trace = jax.random.split(as_rng_key(rng_key), 3)
-        latent = _check_sample_sites(model, args, model_kwargs, key_trace)
-        mcmc = MCMC(
-            NUTS(model, target_accept_prob=float(target_accept_prob), dense_mass=bool(dense_mass)),
-            num_warmup=num_warmup,
-            num_samples=num_samples,
-            num_chains=num_chains,
-            chain_method=method,
-            progress_bar=progress_bar,
-        )
-        mcmc.run(key_mcmc, *args, extra_fields=_EXTRA_FIELDS, **model_kwargs)
-        prior = None
-        if num_prior_draws:
-            names = [n for n in mcmc.get_samples() if n in latent] or latent
-            predictive = Predictive(model, num_samples=num_prior_draws, return_sites=names)
-            prior = {k: np.asarray(v)[None] for k, v in predictive(key_prior, *args, **model_kwargs).items()}
-        return nuts_to_datatree(mcmc, prior=prior)
+    key_mcmc, key_prior, key_trace = jax.random.split(as_rng_key(rng_key), 3)
+    latent = _check_sample_sites(model, args, model_kwargs, key_trace)
+    mcmc = npa.run_nuts(
+        model,
+        key_mcmc,
+        args,
+        model_kwargs,
+        target_accept_prob=float(target_accept_prob),
+        dense_mass=bool(dense_mass),
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=method,
+        progress_bar=progress_bar,
+        extra_fields=_EXTRA_FIELDS,
+    )
+    prior = None
+    if num_prior_draws:
+        names = [n for n in mcmc.get_samples() if n in latent] or latent
+        draws = npa.prior_draws(model, key_prior, args, model_kwargs, names, num_prior_draws)
+        prior = {k: np.asarray(v)[None] for k, v in draws.items()}
+    return nuts_to_datatree(mcmc, prior=prior)
 
 
-# --------------------------------------------------------------------------- compare
 def _flatten(ds, *, sample_dims=("chain", "draw")) -> dict[str, np.ndarray]:
     """label → draws (chain·draw,) for every scalar element of every variable of ``ds``."""
     out = {}
@@ -239,15 +241,13 @@ def _mle_side(res: MLEResult) -> dict[str, tuple[float, float]]:
 
 def _support_bounds(res: MLEResult) -> dict[str, tuple[float, float]]:
     """label → (lower, upper) bound of the support, for sites with elementwise bounds."""
-    if res.fit is None:
+    if res.problem is None:
         return {}
     out = {}
-    for site in res.fit.problem.sites.free:
-        lo = getattr(site.support, "lower_bound", -np.inf)
-        hi = getattr(site.support, "upper_bound", np.inf)
-        lo = np.broadcast_to(np.asarray(lo, dtype=np.float64), site.shape).ravel()
-        hi = np.broadcast_to(np.asarray(hi, dtype=np.float64), site.shape).ravel()
-        for label, a, b in zip(param_labels(site.name, site.shape), lo, hi):
+    coords = dict(res.problem.layout.coords)
+    for site in res.problem.sites.free:
+        lo, hi = npa.support_bounds(site.support, site.shape)
+        for label, a, b in zip(param_labels(site.name, site.shape, coords), lo, hi):
             out[label] = (float(a), float(b))
     return out
 
@@ -462,8 +462,6 @@ def compare(res: MLEResult, datatree, *, level: float = 0.95) -> pd.DataFrame:
     >>> bool(table.loc["mu", "flag"]), "prior pulling" in table.loc["mu", "reason"]
     (True, True)
     """
-    from ._arviz import posterior_diagnostics
-
     if not isinstance(res, MLEResult):
         raise TypeError(f"res: expected an MLEResult from mleppl.fit_mle, got {type(res).__name__}")
     level = check_level(level)
@@ -678,8 +676,6 @@ def plot_compare(
     'PlotCollection'
     """
     import xarray as xr
-
-    from ._arviz import plot_forest_models
 
     if not isinstance(res, MLEResult):
         raise TypeError(f"res: expected an MLEResult from mleppl.fit_mle, got {type(res).__name__}")

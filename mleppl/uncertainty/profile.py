@@ -17,52 +17,47 @@ invariant to reparametrization, an interval for ``z_j`` maps to one for
 
 from __future__ import annotations
 
-import math
 import warnings
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ._inference import check_level, normal_quantile
-from ._optimize import CONVERGED, minimize
-from ._robust import _PROGRAMS, leaves_of, program_key
-from ._warnings import BoundaryWarning, MLEWarning
+from ..core import cache
+from ..core.stats import check_level, normal_quantile
+from ..core.status import Status
+from ..core.warnings import BoundaryWarning, MLEWarning
+from ..solvers.minimize import minimize
 
-__all__ = ["profile_conf_int", "elementwise_coords"]
+__all__ = ["profile_conf_int", "profile_endpoints"]
 
-OK, OPEN, FAILED, BETTER = 0, 1, 2, 3
+OK, OPEN, FAILED, BETTER = Status.CONVERGED, Status.OPEN, Status.INNER_FAILED, Status.BETTER_OPTIMUM
 _MAX_OUTER = 60
 _RHO_TOL = 1e-7  # on the signed root (standard-normal units): endpoint error ≈ 1e-7 se
 
 
-def elementwise_coords(res) -> np.ndarray:
-    """For each flat constrained parameter, the unconstrained coordinate it is a function of alone.
+class ProfileState(NamedTuple):
+    """Loop state of one endpoint search: the distance ``u`` from ẑ_j, its bracket, the
+    inner optimum and its first-order path, and the status."""
 
-    ``-1`` where the site's bijection mixes coordinates (simplex, Cholesky
-    factor, ordered vector): detected from the Jacobian at the estimate.
-    """
-    out, i, c = [], 0, 0
-    jac = np.asarray(res.jacobian)
-    for s in res.fit.problem.layout.sites:
-        k, kc = math.prod(s.unconstrained_shape), math.prod(s.shape)
-        ok = tuple(s.unconstrained_shape) == tuple(s.shape)
-        if ok and k:
-            block = jac[c : c + k, i : i + k]
-            ok = bool(np.all(block == np.diag(np.diag(block))) and np.all(np.diag(block) != 0))
-        out += list(range(i, i + k)) if ok else [-1] * kc
-        i += k
-        c += kc
-    return np.array(out, dtype=int)
+    u: jax.Array
+    lo: jax.Array
+    hi: jax.Array
+    zr: jax.Array
+    slope: jax.Array
+    u_last: jax.Array
+    it: jax.Array
+    status: jax.Array
 
 
-def _program(bound):
-    key = program_key(bound, "profile")
-    prog = _PROGRAMS.get(key)
-    if prog is not None:
-        return prog
-    pr = bound.problem
+def _program(pr):
+    return cache.get_or_build((*pr.structure_key, "profile"), lambda: _build(pr))
+
+
+def _build(pr):
+    pr = pr.static()
     p = pr.layout.size
 
     def search(j, side, zhat, se_j, c, u_max, leaves):
@@ -85,32 +80,32 @@ def _program(bound):
             # first-order path of the inner optimum: dz_{-j}/dt = −H_rr⁻¹ H_rj
             h_rj = jax.jvp(lambda tt: jax.grad(nll)(full(opt.z, tt))[others], (t,), (jnp.ones_like(t),))[1]
             slope = -jnp.linalg.solve(opt.hess, h_rj)
-            return opt.z, opt.value, g[j], slope, opt.status == CONVERGED
+            return opt.z, opt.value, g[j], slope, opt.status == Status.CONVERGED
 
         zr_hat = zhat[others]
         u0 = jnp.where(jnp.isfinite(se_j) & (se_j > 0), c * se_j, 1.0)
         _, _, _, slope0, _ = inner(zhat[j], zr_hat)
-        state = dict(
-            u=u0, lo=jnp.zeros(()), hi=jnp.inf, zr=zr_hat, slope=slope0, u_last=jnp.zeros(()),
-            it=jnp.zeros((), jnp.int32), status=jnp.asarray(-1),
+        state = ProfileState(
+            u=u0, lo=jnp.zeros(()), hi=jnp.asarray(jnp.inf), zr=zr_hat, slope=slope0, u_last=jnp.zeros(()),
+            it=jnp.zeros((), jnp.int32), status=jnp.asarray(Status.RUNNING, jnp.int32),
         )  # fmt: skip
 
-        def body(s):
-            u = s["u"]
+        def body(s: ProfileState) -> ProfileState:
+            u = s.u
             t = zhat[j] + side * u
-            zr0 = s["zr"] + s["slope"] * (side * (u - s["u_last"]))
+            zr0 = s.zr + s.slope * (side * (u - s.u_last))
             zr, f, g_j, slope, ok = inner(t, zr0)
             d = f - f_hat
             rho = jnp.sqrt(jnp.maximum(2.0 * d, 0.0))
             drho = side * g_j / jnp.where(rho > 0, rho, 1.0)
-            lo = jnp.where(rho < c, u, s["lo"])
-            hi = jnp.where(rho < c, s["hi"], u)
+            lo = jnp.where(rho < c, u, s.lo)
+            hi = jnp.where(rho < c, s.hi, u)
             newton = u + (c - rho) / drho
             good = jnp.isfinite(newton) & (drho > 0) & (newton > lo) & (newton < hi)
             fallback = jnp.where(jnp.isfinite(hi), 0.5 * (lo + hi), 4.0 * u)
             u_new = jnp.where(good, newton, fallback)
             u_new = jnp.where(jnp.isfinite(hi), u_new, jnp.minimum(u_new, 4.0 * u))
-            it = s["it"] + 1
+            it = s.it + 1
             status = jnp.where(
                 ~ok | ~jnp.isfinite(f),
                 FAILED,
@@ -120,56 +115,57 @@ def _program(bound):
                     jnp.where(
                         jnp.abs(rho - c) <= _RHO_TOL,
                         OK,
-                        jnp.where((rho < c) & (u >= u_max), OPEN, jnp.where(it >= _MAX_OUTER, FAILED, -1)),
+                        jnp.where(
+                            (rho < c) & (u >= u_max),
+                            OPEN,
+                            jnp.where(it >= _MAX_OUTER, FAILED, Status.RUNNING),
+                        ),
                     ),
                 ),
             )
-            u_new = jnp.where(status == -1, jnp.minimum(u_new, jnp.where(u < u_max, u_max, u_new)), u)
-            return dict(u=u_new, lo=lo, hi=hi, zr=zr, slope=slope, u_last=u, it=it, status=status)
+            u_new = jnp.where(
+                status == Status.RUNNING, jnp.minimum(u_new, jnp.where(u < u_max, u_max, u_new)), u
+            )
+            return ProfileState(u_new, lo, hi, zr, slope, u, it, status.astype(jnp.int32))
 
-        s = jax.lax.while_loop(lambda s: s["status"] < 0, body, state)
-        t = zhat[j] + side * s["u"]
-        t = jnp.where(s["status"] == OPEN, side * jnp.inf, jnp.where(s["status"] == OK, t, jnp.nan))
-        return t, s["status"], s["it"]
+        s = jax.lax.while_loop(lambda s: s.status < 0, body, state)
+        t = zhat[j] + side * s.u
+        t = jnp.where(s.status == OPEN, side * jnp.inf, jnp.where(s.status == OK, t, jnp.nan))
+        return t, s.status, s.it
 
-    batched = jax.vmap(search, in_axes=(0, 0, None, 0, None, 0, None))
-    prog = jax.jit(batched)
-    _PROGRAMS[key] = prog
-    return prog
+    return jax.jit(jax.vmap(search, in_axes=(0, 0, None, 0, None, 0, None)))
 
 
-def profile_endpoints(res, level: float, coords: np.ndarray):
+def profile_endpoints(rec, level: float, coords: np.ndarray):
     """Unconstrained endpoints ``(lower, upper, status_lower, status_upper, iterations)``."""
-    bound = res.fit
+    pr = rec.problem
     q = normal_quantile(0.5 + level / 2.0)
-    se_z = np.sqrt(np.abs(np.diag(np.asarray(res.cov_z))))
+    se_z = np.sqrt(np.abs(np.diag(np.asarray(rec.cov_z))))
     js = np.repeat(coords, 2)
     sides = np.tile([-1.0, 1.0], len(coords))
     se = se_z[js]
     u_max = np.where(np.isfinite(se), 30.0 + 100.0 * se, 30.0)
-    with jax.enable_x64(True):
-        prog = _program(bound)
-        t, status, its = jax.device_get(
-            prog(
-                jnp.asarray(js, jnp.int32),
-                jnp.asarray(sides),
-                jnp.asarray(res.z),
-                jnp.asarray(np.where(np.isfinite(se), se, np.nan)),
-                jnp.asarray(q),
-                jnp.asarray(u_max),
-                leaves_of(bound),
-            )
+    t, status, its = jax.device_get(
+        _program(pr)(
+            jnp.asarray(js, jnp.int32),
+            jnp.asarray(sides),
+            jnp.asarray(rec.z),
+            jnp.asarray(np.where(np.isfinite(se), se, np.nan)),
+            jnp.asarray(q),
+            jnp.asarray(u_max),
+            pr.data,
         )
+    )
     t, status = np.asarray(t).reshape(-1, 2), np.asarray(status).reshape(-1, 2)
     return t[:, 0], t[:, 1], status[:, 0], status[:, 1], np.asarray(its)
 
 
-def profile_conf_int(res, *, level: float = 0.95) -> pd.DataFrame:
+def profile_conf_int(rec, *, level: float = 0.95) -> pd.DataFrame:
     r"""Profile-likelihood confidence intervals for every parameter.
 
     Parameters
     ----------
-    res : MLEResult
+    rec : FitRecord
         A converged fit.
     level : float
         Confidence level in (0, 1).
@@ -214,9 +210,9 @@ def profile_conf_int(res, *, level: float = 0.95) -> pd.DataFrame:
     True
     """
     level = check_level(level)
-    names = list(res.param_names)
+    names = list(rec.param_names)
     k = len(names)
-    zidx = elementwise_coords(res)
+    zidx = rec.problem.layout.elementwise_coords()
     lower, upper = np.full(k, np.nan), np.full(k, np.nan)
     rows = np.flatnonzero(zidx >= 0)
     coords = zidx[rows]
@@ -229,18 +225,29 @@ def profile_conf_int(res, *, level: float = 0.95) -> pd.DataFrame:
             stacklevel=3,
         )
     if coords.size:
-        lo_z, hi_z, st_lo, st_hi, _ = profile_endpoints(res, level, coords)
-        layout = res.fit.problem.layout
-        z_lo, z_hi = np.asarray(res.z, dtype=np.float64).copy(), np.asarray(res.z, dtype=np.float64).copy()
+        lo_z, hi_z, st_lo, st_hi, _ = profile_endpoints(rec, level, coords)
+        layout = rec.problem.layout
+        z_lo, z_hi = np.asarray(rec.z, dtype=np.float64).copy(), np.asarray(rec.z, dtype=np.float64).copy()
         z_lo[coords], z_hi[coords] = lo_z, hi_z
-        with jax.enable_x64(True):
-            a = np.asarray(layout.flatten(layout.constrain(jnp.asarray(z_lo))), dtype=np.float64)
-            b = np.asarray(layout.flatten(layout.constrain(jnp.asarray(z_hi))), dtype=np.float64)
-        a, b = a[rows], b[rows]
+        a = np.asarray(layout.theta(jnp.asarray(z_lo)), dtype=np.float64)[rows]
+        b = np.asarray(layout.theta(jnp.asarray(z_hi)), dtype=np.float64)[rows]
         a = np.where(np.isnan(lo_z), np.nan, a)
         b = np.where(np.isnan(hi_z), np.nan, b)
         lower[rows] = np.fmin(a, b)
         upper[rows] = np.fmax(a, b)
+        # an interval must bracket the estimate; one that does not was computed around
+        # another point (the fit was not at the optimum): report it as not found
+        est = np.asarray(rec.estimate, dtype=np.float64)
+        slack = 1e-9 * (1.0 + np.abs(est))
+        astray = ~((lower <= est + slack) & (upper >= est - slack)) & ~(np.isnan(lower) & np.isnan(upper))
+        if astray.any():
+            lower[astray] = upper[astray] = np.nan
+            warnings.warn(
+                f"profile interval of {[names[i] for i in np.flatnonzero(astray)]} does not bracket the "
+                "estimate (NaN): the fit is not at the maximum of the likelihood; refit (e.g. n_starts=)",
+                MLEWarning,
+                stacklevel=3,
+            )
         open_ = [names[r] for r, s1, s2 in zip(rows, st_lo, st_hi) if OPEN in (s1, s2)]
         failed = [names[r] for r, s1, s2 in zip(rows, st_lo, st_hi) if {s1, s2} & {FAILED, BETTER}]
         if open_:

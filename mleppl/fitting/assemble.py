@@ -1,0 +1,170 @@
+"""From the compiled program's output to a fit record: diagnosis, warnings, covariance, record.
+
+Each step is its own function: ``verdict`` (status → converged, message),
+``diagnose`` (the ray test, only on signs of trouble), ``report`` (warnings),
+``covariances`` (inverse information restricted to what the diagnosis allows,
+delta method), and ``assemble`` which strings them together.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.records import InverseInformation, frozen_array, frozen_dict
+from ..core.sites import split_flat
+from ..core.status import Status
+from ..core.warnings import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    HessianWarning,
+    IdentifiabilityWarning,
+    SeparationWarning,
+)
+from ..uncertainty import diagnose as diag
+from ..uncertainty.information import delta_cov, invert_information, restrict
+from .program import batch_negloglik
+
+__all__ = ["assemble", "find_issues"]
+
+_ISSUE_WARNINGS = {
+    "separation": SeparationWarning,
+    "boundary": BoundaryWarning,
+    "unbounded": BoundaryWarning,
+    "ridge": IdentifiabilityWarning,
+}
+_STACK = 5  # warnings point at the user's call of fit_mle
+
+
+def verdict(opt) -> tuple[bool, str]:
+    status = Status(int(opt.status))
+    message = status.message
+    if status != Status.CONVERGED:
+        grad_max = float(np.max(np.abs(opt.grad), initial=0.0))
+        message += f" (max |gradient| {grad_max:.3g}, λ²/2 {0.5 * float(opt.decrement2):.3g})"
+    return status == Status.CONVERGED, message
+
+
+def diagnose(problem, opt, inv: InverseInformation) -> list:
+    """The ray test of :mod:`mleppl.uncertainty.diagnose` on this fit (one vmapped evaluation)."""
+    z = np.asarray(opt.z, dtype=np.float64)
+    h = np.asarray(opt.hess, dtype=np.float64)
+    g = np.asarray(opt.grad, dtype=np.float64)
+    if not np.all(np.isfinite(z)):
+        return []
+    if np.all(np.isfinite(h)):
+        dirs = diag.ray_directions(z, g, h, inv.eigvecs, inv.eigvals, inv.scale, inv.cov)
+    else:
+        # the Hessian overflowed (e.g. a scale at 1e-129): probe radially and every coordinate
+        radial = z / max(float(np.max(np.abs(z))), 1e-300)
+        dirs = np.vstack([radial[None, :], np.eye(z.shape[0])]) if np.any(z != 0) else np.eye(z.shape[0])
+    if not len(dirs):
+        return []
+    pts = diag.ray_points(z, dirs)
+    values = np.asarray(batch_negloglik(problem)(jnp.asarray(pts), problem.data))
+    layout = problem.layout
+    return diag.classify_rays(
+        float(opt.value),
+        values,
+        dirs,
+        layout.z_labels(),
+        layout.coordinate_sites,
+        {s.name for s in layout.sites if s.bounded},
+    )
+
+
+def report(issues, converged: bool, message: str) -> tuple[bool, str]:
+    """Warn once per diagnosed issue; separation and unbounded likelihoods are not convergence."""
+    for issue in issues:
+        text = f"{issue.kind}: {issue.detail}. Direction: {issue.direction}"
+        if issue.kind in ("separation", "boundary", "unbounded"):
+            text += f"; standard errors of {list(issue.sites)} set to NaN"
+        if issue.kind in ("separation", "unbounded"):
+            converged = False
+        message = f"{text} [optimizer: {message}]"
+        warnings.warn(text, _ISSUE_WARNINGS[issue.kind], stacklevel=_STACK)
+    return converged, message
+
+
+def _invalid_coords(problem, issues) -> np.ndarray:
+    """z coordinates of every site the diagnosis found running to infinity or to a boundary."""
+    bad_sites = {s for i in issues if i.kind != "ridge" for s in i.sites}
+    return np.array([site in bad_sites for site in problem.layout.coordinate_sites], dtype=bool)
+
+
+def _deterministic(problem, det, jac_det, inv) -> tuple[dict, dict]:
+    if not det.size:
+        return {}, {}
+    var = np.diag(delta_cov(jac_det, inv))
+    shapes = problem.sites.deterministic
+    return split_flat(shapes, np.asarray(det)), split_flat(shapes, np.sqrt(var))
+
+
+def find_issues(problem, opt) -> list:
+    """What the after-fit diagnosis finds (run only when the fit shows a sign of trouble)."""
+    converged, _ = verdict(opt)
+    inv = invert_information(opt.hess)
+    if int(opt.status) != Status.NONFINITE_START and diag.suspicious(
+        converged, inv.positive_definite, np.asarray(opt.z), inv.cov
+    ):
+        return diagnose(problem, opt, inv)
+    return []
+
+
+def assemble(problem, method: str, opt, theta, jac, det, jac_det, optima=None, issues=()):
+    """The fields of the fit record (a dict) from the compiled program's output and the
+    issues the (verified) diagnosis found."""
+    converged, message = verdict(opt)
+    inv = invert_information(opt.hess)
+    issues = list(issues)
+    status = int(opt.status)
+    if not converged and not issues:
+        text = (
+            f"fit {message}" if message.startswith("did not converge") else f"fit did not converge: {message}"
+        )
+        warnings.warn(text, ConvergenceWarning, stacklevel=_STACK - 1)
+    if not inv.positive_definite:
+        sites = problem.layout.coordinate_sites
+        bad = list(dict.fromkeys(site for site, ok in zip(sites, inv.estimable) if not ok))
+        warnings.warn(
+            "the observed information (Hessian of the negative log-likelihood) is not positive "
+            f"definite at the estimate (smallest eigenvalue {np.min(inv.eigvals):.3g}); "
+            f"standard errors of {bad or 'some parameters'} are NaN",
+            HessianWarning,
+            stacklevel=_STACK - 1,
+        )
+    converged, message = report(issues, converged, message)
+    invalid = _invalid_coords(problem, issues)
+    inv = restrict(inv, invalid)
+    cov = delta_cov(jac, inv)
+    det_vals, det_se = _deterministic(problem, det, jac_det, inv)
+    layout = problem.layout
+    return dict(
+        params=frozen_dict(layout.split(np.asarray(theta))),
+        se=frozen_dict(layout.split(np.sqrt(np.diag(cov)))),
+        cov=frozen_array(cov),
+        param_names=list(layout.param_names),
+        loglik=float(-opt.value),
+        nobs=problem.nobs,
+        n_params=layout.size,
+        converged=converged,
+        message=message,
+        status=status,
+        method=method,
+        n_steps=int(opt.n_newton) + int(opt.n_lbfgs),
+        grad_norm=float(np.max(np.abs(opt.grad), initial=0.0)),
+        decrement=float(0.5 * opt.decrement2),
+        deterministic=frozen_dict(det_vals),
+        deterministic_se=frozen_dict(det_se),
+        z=frozen_array(opt.z),
+        cov_z=frozen_array(inv.cov),
+        hessian=frozen_array(opt.hess),
+        jacobian=frozen_array(jac),
+        hessian_eigvals=frozen_array(inv.eigvals),
+        invalid=frozen_array(invalid),
+        issues=tuple(issues),
+        optima=optima,
+        problem=problem,
+    )

@@ -1,0 +1,270 @@
+"""``fit_mle``: the thin Python shell around one compiled fitting program.
+
+Inside the compiled program failures are data (status codes); here they
+become messages, warnings and exceptions. Validation of everything static
+(site kinds, shapes, options) happens once, at this boundary.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core.blas import single_threaded_blas
+from ..core.status import Status
+from ..core.warnings import MultimodalityWarning
+from ..core.x64 import float64
+from ..model.inputs import as_rng_key
+from ..model.problem import bind
+from ..result import MLEResult
+from ..solvers.minimize import OptResult
+from ..uncertainty.information import invert_information
+from .assemble import assemble, find_issues
+from .program import METHODS, fit_program, resolve_method
+from .starts import MAX_INIT_ATTEMPTS, check_init, no_start_error, optima_table, start
+
+__all__ = ["fit_mle", "METHODS"]
+
+
+def _check_options(method, max_steps, tol, init, n_starts) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+    if max_steps is not None and (
+        isinstance(max_steps, bool) or not (isinstance(max_steps, (int, np.integer)) and max_steps > 0)
+    ):
+        raise ValueError(f"max_steps: expected a positive integer or None, got {max_steps!r}")
+    if isinstance(tol, bool) or not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol: expected a positive finite number, got {tol!r}")
+    if init is not None and not isinstance(init, dict):
+        raise TypeError(f"init: expected a dict of site name -> constrained value, got {type(init).__name__}")
+    if isinstance(n_starts, bool) or not (isinstance(n_starts, (int, np.integer)) and n_starts >= 1):
+        raise ValueError(f"n_starts: expected a positive integer, got {n_starts!r}")
+
+
+@float64
+def fit_mle(
+    model: Callable,
+    *args,
+    method: str = "auto",
+    init: dict | None = None,
+    rng_key=None,
+    max_steps: int | None = None,
+    tol: float = 1e-12,
+    n_starts: int = 1,
+    **kwargs,
+) -> MLEResult:
+    r"""Maximum-likelihood fit of an unmodified NumPyro model.
+
+    Every free ``numpyro.sample`` site loses its prior and keeps its support
+    as a constraint; ``numpyro.param`` sites keep their constraint; observed
+    sites form the likelihood. The estimate maximizes the likelihood over the
+    constrained parameter (no prior, no log-Jacobian).
+
+    Parameters
+    ----------
+    model : callable
+        A NumPyro model.
+    *args, **kwargs
+        Passed to the model (covariates and data, e.g. ``X, y=y``). Array
+        arguments are the data; other arguments are treated as static.
+    method : {"auto", "newton", "lbfgs", "lbfgs-newton"}
+        ``"newton"``: damped Newton with the exact Hessian. ``"lbfgs"``:
+        L-BFGS only. ``"lbfgs-newton"``: L-BFGS, then Newton to polish.
+        ``"auto"`` chooses Newton when ``nobs · p²`` is small, else
+        ``"lbfgs-newton"``.
+    init : dict, optional
+        Constrained start values by site name. Other sample sites start at
+        the origin of the unconstrained space (zero locations, unit scales),
+        then, if the likelihood or its gradient is not finite there, at the
+        prior median, then at random points (up to 20 attempts);
+        ``numpyro.param`` sites start at their declared value.
+    rng_key : jax.random.PRNGKey or int, optional
+        Randomness for start values (default: key 0, so fits are reproducible).
+    max_steps : int, optional
+        Step limit per optimizer phase; by default the optimizer sets its own
+        budget and stops on convergence or stagnation.
+    tol : float
+        Convergence when the Newton decrement satisfies ``λ²/2 ≤ tol`` at a
+        positive-definite Hessian.
+    n_starts : int
+        Number of starts (default 1). With more, all are fitted in one
+        vmapped program, the best optimum is returned, ``res.optima`` lists
+        what each start reached, and a ``MultimodalityWarning`` is emitted when
+        a converged start reached a materially different optimum.
+
+    Returns
+    -------
+    MLEResult
+
+    Raises
+    ------
+    ValueError
+        Bad input: no observed site, non-finite data reaching the likelihood,
+        data whose shape disagrees with its plate, a discrete latent site, an
+        ``init`` naming an unknown site or lying outside its support.
+
+    Warns
+    -----
+    ConvergenceWarning
+        The convergence test failed (``res.converged`` is False).
+    HessianWarning
+        The observed information is not positive definite; affected standard
+        errors are NaN.
+    SeparationWarning, BoundaryWarning, IdentifiabilityWarning
+        The after-fit diagnosis (run only when the fit shows a sign of trouble)
+        found estimates running to infinity, an estimate on the boundary of its
+        support or an unbounded likelihood, or a flat ridge; see ``res.issues``.
+    MultimodalityWarning
+        With ``n_starts > 1``, different starts reached different optima.
+
+    Notes
+    -----
+    The objective is the negative log-likelihood over the flat unconstrained
+    vector :math:`z`,
+
+    .. math:: \ell(z) = -\sum_i \log p(y_i \mid x_i; \theta(z)),
+
+    equal to the ``Trace_ELBO`` loss of an ``AutoDelta`` guide on the
+    prior-free model. Standard errors come from the observed information
+    :math:`H = \nabla^2 \ell(\hat z)` mapped to :math:`\theta` by the delta
+    method, :math:`\Sigma_\theta = J H^{-1} J^\top`.
+
+    Examples
+    --------
+    >>> import numpy as np, numpyro, numpyro.distributions as dist
+    >>> from mleppl import fit_mle
+    >>> def model(x, y=None):
+    ...     mu = numpyro.sample("mu", dist.Normal(0, 10))
+    ...     sigma = numpyro.sample("sigma", dist.HalfNormal(5))
+    ...     with numpyro.plate("n", x.shape[0]):
+    ...         numpyro.sample("y", dist.Normal(mu, sigma), obs=y)
+    >>> y = np.array([1.0, 2.0, 4.0])
+    >>> res = fit_mle(model, np.zeros(3), y=y)
+    >>> round(float(res.params["mu"]), 6), round(float(res.params["sigma"]) ** 2, 6)
+    (2.333333, 1.555556)
+    """
+    _check_options(method, max_steps, tol, init, n_starts)
+    with single_threaded_blas():
+        key = as_rng_key(rng_key)
+        problem = _bind(model, args, kwargs, key, init or {})
+        init = check_init(init or {}, problem)
+        meth = resolve_method(method, problem.nobs, problem.layout.size)
+        steps = None if max_steps is None else int(max_steps)
+        scale = jnp.asarray(float(problem.nobs))
+        if problem.layout.size == 0:
+            out, optima = _no_parameters(problem), None
+        elif n_starts > 1:
+            out, optima = _multi_start(problem, init, key, meth, steps, float(tol), scale, n_starts)
+        else:
+            out, optima = _single_start(problem, init, key, meth, steps, float(tol), scale), None
+        out = jax.device_get(out)
+        issues = find_issues(problem, out[0])
+        if any(i.kind in _CLAIMS for i in issues):
+            out, issues = _verify(problem, init, key, meth, steps, float(tol), scale, out, issues)
+        return MLEResult(**assemble(problem, meth, *out, optima=optima, issues=issues))
+
+
+def _bind(model, args, kwargs, key, init: dict):
+    """Bind with ``init`` substituted in the first trace; an ``init`` the model rejects is
+    reported as such (validated against the sites of a trace without it)."""
+    try:
+        return bind(model, args, kwargs, key, init=init)
+    except Exception:
+        if not init:
+            raise
+        check_init(init, bind(model, args, kwargs, key))  # raises the message naming the site
+        raise
+
+
+# Diagnoses that claim no finite maximum exists: verified by refitting from other starts.
+_CLAIMS = ("separation", "unbounded")
+_VERIFY_STARTS = 8
+
+
+def _verify(problem, init, key, meth, steps, tol, scale, out, issues):
+    """Check a claim that no finite maximum exists before making it.
+
+    The fit is repeated from ``_VERIFY_STARTS`` other starts (prior median, draws
+    from the priors, uniform draws) in one batched program. A start that
+    converges to a finite optimum at least as high as the claimed supremum
+    refutes the claim: that optimum is returned instead (a Gaussian-peak
+    regression started far away ran to 1e23 and was called separation; its
+    maximum is interior). Otherwise the claim stands, and says it was checked.
+    """
+    key_v = jax.random.fold_in(key, 7919)
+    starts = jnp.stack([start(problem, {}, key_v, a) for a in range(1, _VERIFY_STARTS + 1)])
+    outs = jax.device_get(fit_program(problem, meth, steps, tol, batched=True)(problem.data, starts, scale))
+    status, value = np.asarray(outs[0].status), np.asarray(outs[0].value)
+    ok = (status == Status.CONVERGED) & np.isfinite(value)
+    claimed = float(out[0].value)
+    slack = 1e-6 * (1.0 + abs(claimed))
+    if ok.any() and np.min(np.where(ok, value, np.inf)) <= claimed + slack:
+        best = int(np.argmin(np.where(ok, value, np.inf)))
+        alt = jax.tree_util.tree_map(lambda x: x[best], outs)
+        return alt, find_issues(problem, alt[0])
+    note = f" (checked: none of {_VERIFY_STARTS} other starts reached a finite maximum as high)"
+    return out, [i._replace(detail=i.detail + note) if i.kind in _CLAIMS else i for i in issues]
+
+
+def _no_parameters(problem):
+    """A model with no free parameter: its log-likelihood, nothing to optimize."""
+    z = jnp.zeros((0,))
+    value = problem.negloglik(z, problem.data)
+    if not bool(jnp.isfinite(value)):
+        raise no_start_error(problem)
+    det = problem.deterministic(z, problem.data)
+    zero = jnp.asarray(0, jnp.int32)
+    opt = OptResult(
+        z, value, z, jnp.zeros((0, 0)), jnp.asarray(0.0), zero, zero, jnp.asarray(Status.CONVERGED, jnp.int32)
+    )
+    return opt, z, jnp.zeros((0, 0)), det, jnp.zeros((det.shape[0], 0))
+
+
+def _single_start(problem, init, key, meth, steps, tol, scale):
+    prog = fit_program(problem, meth, steps, tol)
+    full_init = len(init) == len(problem.sites.free)
+    for attempt in range(MAX_INIT_ATTEMPTS):
+        out = prog(problem.data, start(problem, init, key, attempt), scale)
+        if int(out[0].status) != Status.NONFINITE_START:
+            return out
+        if attempt == 0 and full_init:
+            raise ValueError("init: the log-likelihood or its gradient is not finite at the given start")
+    raise no_start_error(problem)
+
+
+def _multi_start(problem, init, key, meth, steps, tol, scale, n_starts):
+    """Fit from ``n_starts`` starts in one vmapped program; keep the best optimum.
+
+    Starts: the default start (with ``init``), the prior median, then draws
+    from the priors and uniform draws on the unconstrained scale in turn.
+    """
+    # init is one start (the first), not every start: the others explore
+    starts = jnp.stack([start(problem, init if a == 0 else {}, key, a) for a in range(n_starts)])
+    outs = fit_program(problem, meth, steps, tol, batched=True)(problem.data, starts, scale)
+    opt = outs[0]
+    status = np.asarray(opt.status)
+    value = np.where(status == Status.NONFINITE_START, np.inf, np.asarray(opt.value))
+    if not np.any(np.isfinite(value)):
+        raise no_start_error(problem)
+    conv = status == Status.CONVERGED
+    # best: the highest log-likelihood among converged starts, else among all
+    pool = np.where(conv, value, np.inf) if conv.any() else value
+    best = int(np.argmin(pool))
+    out = jax.tree_util.tree_map(lambda x: x[best], outs)
+    inv = invert_information(np.asarray(opt.hess[best]))
+    optima, n_optima = optima_table(status, value, np.asarray(opt.z), best, inv)
+    others = optima[(optima.optimum > 0) & optima.converged]
+    if len(others):
+        worst_gap = float(optima.loglik[best] - others.loglik.min())
+        warnings.warn(
+            f"{n_optima} distinct optima were reached from {n_starts} starts (log-likelihood gap up "
+            f"to {worst_gap:.4g}); the best is returned, see res.optima",
+            MultimodalityWarning,
+            stacklevel=4,
+        )
+    return out, optima

@@ -1,0 +1,77 @@
+"""The compiled fitting program of a problem: optimizer, Hessian and Jacobians in one XLA program."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..core import cache
+from ..solvers.minimize import minimize
+
+__all__ = ["fit_program", "batch_negloglik", "resolve_method", "METHODS"]
+
+METHODS = ("auto", "newton", "lbfgs", "lbfgs-newton")
+# Newton's cost per step grows like nobs·p² (the Hessian), L-BFGS's like nobs·p:
+# below this budget exact Newton is as cheap as anything and the most robust.
+_NEWTON_BUDGET = 5e7
+# Above this many (observation × direction) tangent values the Hessian is computed in
+# chunks of directions, bounding its memory to ~ _HESS_TANGENTS × 8 bytes per array.
+HESS_TANGENTS = 5e6
+
+
+def resolve_method(method: str, nobs: int, p: int) -> str:
+    if method != "auto":
+        return method
+    return "newton" if nobs * max(p, 1) ** 2 <= _NEWTON_BUDGET else "lbfgs-newton"
+
+
+def hess_chunk(nobs: int, p: int) -> int | None:
+    """Directions per Hessian chunk (None: all at once)."""
+    return None if nobs * p <= HESS_TANGENTS else max(1, int(HESS_TANGENTS // max(nobs, 1)))
+
+
+def batch_negloglik(problem):
+    """jit(vmap(negloglik)) over a batch of z, for the diagnosis (compiled on first need)."""
+
+    def build():
+        return jax.jit(jax.vmap(problem.static().negloglik, in_axes=(0, None)))
+
+    return cache.get_or_build((*problem.structure_key, "batch-nll"), build)
+
+
+def fit_program(problem, method: str, max_steps: int | None, tol: float, batched: bool = False):
+    """The compiled fit for this model, data structure and options (cached).
+
+    ``program(data, z0, scale) -> (OptResult, theta, jacobian, det, det_jacobian)``;
+    ``batched``: the same program vmapped over a batch of starts (``n_starts``).
+    """
+    p = problem.layout.size
+    chunk = hess_chunk(problem.nobs, p)
+    key = (*problem.structure_key, "fit", method, max_steps, tol, batched, chunk)
+
+    def build():
+        pr = problem.static()
+        layout = pr.layout
+        has_det = bool(pr.sites.deterministic)
+
+        def run(data, z0, scale):
+            res = minimize(
+                lambda z: pr.negloglik(z, data),
+                z0,
+                method=method,
+                scale=scale,
+                max_steps=max_steps,
+                tol=tol,
+                hess_chunk=chunk,
+            )
+            theta, jac = layout.theta(res.z), jax.jacfwd(layout.theta)(res.z)
+            if has_det:
+                flat_det = lambda z: pr.deterministic(z, data)  # noqa: E731
+                det, jac_det = flat_det(res.z), jax.jacfwd(flat_det)(res.z)
+            else:
+                det, jac_det = jnp.zeros((0,)), jnp.zeros((0, res.z.shape[0]))
+            return res, theta, jac, det, jac_det
+
+        return jax.jit(jax.vmap(run, in_axes=(None, 0, None)) if batched else run)
+
+    return cache.get_or_build(key, build)

@@ -1,0 +1,309 @@
+"""The negative log-likelihood over one flat unconstrained vector.
+
+A fitted model is a function ``negloglik(z)`` of a flat vector ``z`` that
+concatenates the unconstrained values of the free sites in trace order. Each
+block is mapped to its site's support by the bijection NumPyro uses for that
+support; no log-Jacobian is ever added, so the optimum is the maximizer of the
+likelihood over the constrained parameter (MLE, not MAP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..adapters import numpyro as npa
+from ..core.sites import Layout
+from ..core.x64 import float64
+from .inputs import ArgSpec, split_inputs
+
+__all__ = ["Problem", "bind", "negloglik", "NegLogLik", "nonfinite_args"]
+
+
+class Problem(NamedTuple):
+    """A model bound to its data: everything the objective needs, picklable when the model is.
+
+    ``data`` are the array arguments (the only traced inputs of compiled
+    programs, passed to them explicitly so that a program compiled for one data
+    set serves any other of the same structure); ``spec`` puts them back into
+    ``(args, kwargs)`` together with the static arguments.
+    """
+
+    model: Callable | None  # None after unpickling a result whose model could not be pickled
+    sites: npa.ModelSites
+    layout: Layout
+    spec: ArgSpec
+    data: tuple
+    labels: tuple[str, ...]  # argument label of each data array, for messages
+    key: Any  # hashable structure of the arguments
+    nobs: int
+    model_name: str = ""
+
+    def rebuild(self, data) -> tuple[tuple, dict]:
+        return self.spec.rebuild(data)
+
+    @property
+    def structure_key(self) -> tuple:
+        """What determines compiled code: model, argument structure, free sites and supports."""
+        return (
+            self.model,
+            self.key,
+            tuple((s.name, s.shape, _support_key(s.support)) for s in self.sites.free),
+        )
+
+    @property
+    def prior_free_model(self) -> Callable:
+        return npa.prior_free(self.require_model(), self.sites)
+
+    def require_model(self) -> Callable:
+        if self.model is None:
+            raise RuntimeError(
+                f"this result was unpickled without its model ({self.model_name or 'a closure'} could "
+                "not be pickled): expected the model to evaluate the likelihood; restore it with "
+                "res.with_model(model)"
+            )
+        return self.model
+
+    def negloglik(self, z: jax.Array, data) -> jax.Array:
+        """−log L(θ(z)) with every normalizing constant kept.
+
+        For a likelihood of discrete data log L ≤ 0 always; a value above 0 is a
+        numerical failure of the density at extreme parameters (NumPyro's
+        ``GammaPoisson`` at μ = 1e114 gave log L = +158,735) and is returned as
+        NaN, so optimizers reject such points instead of running to them.
+        """
+        args, kwargs = self.rebuild(data)
+        ll, _ = npa.log_density(self.prior_free_model, args, kwargs, self.layout.constrain(z))
+        if self.sites.discrete_likelihood:
+            ll = jnp.where(ll > 1e-9 * (1.0 + self.nobs), jnp.nan, ll)
+        return -ll
+
+    def loglik_terms(self, z: jax.Array, data) -> dict[str, jax.Array]:
+        """Per-observation log-likelihood terms for each observed site (scaled, masked)."""
+        tr = self._trace(z, data)
+        return {k: v[0] for k, v in npa.loglik_terms(tr, self.sites.observed).items()}
+
+    def _trace(self, z: jax.Array, data) -> dict:
+        args, kwargs = self.rebuild(data)
+        return npa.trace_with_values(self.prior_free_model, args, kwargs, self.layout.constrain(z))
+
+    def deterministic(self, z: jax.Array, data) -> jax.Array:
+        """Flat vector of all deterministic sites at θ(z)."""
+        if not self.sites.deterministic:
+            return jnp.zeros((0,))
+        tr = self._trace(z, data)
+        return jnp.concatenate(
+            [jnp.ravel(tr[name]["value"]).astype(jnp.float64) for name, _ in self.sites.deterministic]
+        )
+
+    def static(self) -> Problem:
+        """This problem without its data arrays: what a cached compiled program may keep."""
+        return self._replace(data=(), sites=self.sites._replace(data=()))
+
+    def with_data(self, other: Problem) -> Problem:
+        """This problem's parameters with the data (and observed sites) of ``other``."""
+        return self._replace(
+            sites=self.sites._replace(
+                data=other.sites.data, observed=other.sites.observed, subsampled=other.sites.subsampled
+            ),
+            spec=other.spec,
+            data=other.data,
+            labels=other.labels,
+            key=other.key,
+            nobs=other.nobs,
+        )
+
+
+def _support_key(c) -> Any:
+    """Hashable fingerprint of a constraint, bounds included (they may come from data)."""
+    items = []
+    for k, v in sorted(vars(c).items()):
+        if hasattr(v, "__dict__") and type(v).__module__.startswith("numpyro"):
+            items.append((k, _support_key(v)))
+        elif isinstance(v, (np.ndarray, jax.Array, float, int)):
+            a = np.asarray(v)
+            items.append((k, a.shape, a.dtype.str, a.tobytes()))
+        else:
+            items.append((k, repr(v)))
+    return (type(c).__name__, tuple(items))
+
+
+def bind(
+    model: Callable, args: tuple, kwargs: dict, rng_key, *, init: dict | None = None, coords=()
+) -> Problem:
+    """Trace the model with its data once, classify and validate its sites.
+
+    ``init`` (constrained values by site) is substituted in this first trace,
+    so a model that cannot be evaluated at the default start still binds.
+    """
+    if not callable(model):
+        raise TypeError(f"model: expected a callable NumPyro model, got {type(model).__name__}")
+    inputs = split_inputs(model, args, kwargs)
+    args_c, kwargs_c = inputs.spec.rebuild(inputs.leaves)
+    try:
+        tr = npa.trace_model(model, args_c, kwargs_c, rng_key, init=init)
+    except npa.ParamValueError:
+        raise
+    except Exception as e:
+        bad = nonfinite_args(inputs.labels, inputs.leaves)
+        if bad:
+            raise ValueError(
+                "the model could not be evaluated: expected finite covariates, got non-finite "
+                f"values in argument(s) {', '.join(bad)} (drop or impute those rows); the model "
+                f"raised {type(e).__name__}: {e}"
+            ) from e
+        msg = f"the model raised {type(e).__name__} while being traced with the given data: {e}"
+        try:
+            err = type(e)(msg)
+        except Exception:  # noqa: BLE001 - exception types with unusual constructors
+            err = RuntimeError(msg)
+        raise err from e
+    sites = npa.classify_sites(tr)
+    if not sites.observed:
+        latent = [s.name for s in sites.free]
+        raise ValueError(
+            "model has no observed site: expected at least one numpyro.sample(..., obs=data) "
+            f"with data; got only latent or param sites {latent} (was the data argument, "
+            "e.g. y=..., left out or None?)"
+        )
+    for name in sites.observed:
+        if npa.observed_kind(tr, name) == "factor":  # a numpyro.factor term holds no data
+            continue
+        shown = npa.display_name(tr, name)
+        msg = npa.observed_shape_problem(tr, name)
+        if msg:
+            raise ValueError(msg.replace(f"'{name}'", f"'{shown}'"))
+        bad = npa.observed_nonfinite(tr, name)
+        if bad:
+            raise ValueError(
+                f"observed site '{shown}': expected finite data, got {bad} NaN/inf value(s) "
+                "(drop those observations or mask them with obs_mask=)"
+            )
+        outside = npa.observed_outside_support(tr, name)
+        if outside:
+            raise ValueError(
+                f"observed site '{shown}': expected data inside the support of its distribution, {outside}"
+            )
+    sites = npa.describe_observed(tr, sites)
+    if sites.subsampled:
+        raise ValueError(
+            f"plate(s) {list(sites.subsampled)} subsample the data (subsample_size < size): expected "
+            "full plates; a subsampled likelihood is a noisy estimate, and under handlers.seed one "
+            "fixed subsample would be fitted with full-data standard errors (write the plate "
+            "without subsample_size to fit every observation)"
+        )
+    nobs = sum(o.count for o in sites.data)
+    if nobs == 0:
+        raise ValueError("the data are empty: expected at least one (unmasked) observation, got 0")
+    return Problem(
+        model,
+        sites,
+        Layout(sites.free, tuple(coords)),
+        inputs.spec,
+        inputs.leaves,
+        inputs.labels,
+        inputs.key,
+        nobs,
+        getattr(model, "__qualname__", type(model).__name__),
+    )
+
+
+def nonfinite_args(labels, data) -> list[str]:
+    """Labels (with counts) of floating array arguments holding NaN or inf."""
+    out = []
+    for lab, x in zip(labels, data):
+        if np.issubdtype(x.dtype, np.floating):
+            n = int(np.count_nonzero(~np.isfinite(x)))
+            if n:
+                out.append(f"{lab} ({n} NaN/inf)")
+    return out
+
+
+class NegLogLik(NamedTuple):
+    """The objective of a model bound to its data, for use with any optimizer.
+
+    ``fun(z)`` is −log L at the flat unconstrained vector ``z`` (jit- and
+    grad-able; evaluated in float64, the data are held in float64 — jit it
+    inside ``jax.enable_x64(True)`` to keep float64 under your own jit); ``constrain``/``unconstrain`` move between ``z`` and the dict
+    of constrained site values; ``prior_free_model`` is the model with its
+    priors replaced by flat densities on their supports.
+    """
+
+    fun: Callable
+    constrain: Callable
+    unconstrain: Callable
+    param_names: list
+    size: int
+    nobs: int
+    prior_free_model: Callable
+    args: tuple
+    kwargs: dict
+
+
+def negloglik(model: Callable, *args, rng_key=None, **kwargs) -> NegLogLik:
+    r"""The negative log-likelihood of a NumPyro model on its data, as a pure function.
+
+    The building block under :func:`mleppl.fit_mle`: use it with any JAX
+    optimizer or sampler.
+
+    Parameters
+    ----------
+    model : callable
+        A NumPyro model.
+    *args, **kwargs
+        The model's arguments, data included.
+    rng_key : PRNGKey, optional
+        Used only to trace the model once.
+
+    Returns
+    -------
+    NegLogLik
+
+    Notes
+    -----
+    :math:`\ell(z) = -\sum_{\text{observed sites}} \sum_i s_i m_i \log p(y_i \mid \theta(z))`
+    with scale :math:`s_i` and mask :math:`m_i` as NumPyro applies them, and
+    :math:`\theta(z)` the bijection of each site's support. It equals the
+    ``Trace_ELBO`` loss of an ``AutoDelta`` guide on ``prior_free_model``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
+    >>> from mleppl import negloglik
+    >>> def model(y=None):
+    ...     mu = numpyro.sample("mu", dist.Normal(0, 10))
+    ...     numpyro.sample("y", dist.Normal(mu, 1), obs=y)
+    >>> nll = negloglik(model, y=np.array(1.5))
+    >>> round(float(nll.fun(jnp.array([1.5]))), 6)  # log(2π)/2
+    0.918939
+    """
+    key = jax.random.PRNGKey(0) if rng_key is None else rng_key
+    pr = _bind64(model, args, kwargs, key)
+    data = pr.data
+    args_c, kwargs_c = pr.rebuild(data)
+    lay = pr.layout
+
+    @float64
+    def fun(z):
+        return pr.negloglik(jnp.asarray(z, dtype=jnp.float64), data)
+
+    return NegLogLik(
+        fun=fun,
+        constrain=lay.constrain,
+        unconstrain=lay.unconstrain,
+        param_names=lay.param_names,
+        size=lay.size,
+        nobs=pr.nobs,
+        prior_free_model=pr.prior_free_model,
+        args=args_c,
+        kwargs=kwargs_c,
+    )
+
+
+@float64
+def _bind64(model, args, kwargs, key) -> Problem:
+    return bind(model, args, kwargs, key)

@@ -1,0 +1,238 @@
+"""``MLEResult``: the user-facing facade over a fit record.
+
+The data live in :class:`mleppl.core.records.FitRecord` (plain, immutable,
+picklable); this class adds the methods a statistician calls on a fit. Each
+method hands the record to the layer that does the work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import warnings
+from typing import NamedTuple
+
+import pandas as pd
+
+from .core.records import FitRecord, frozen_array, frozen_dict
+from .core.warnings import ConvergenceWarning, MLEWarning
+from .core.x64 import float64
+from .reporting import tables
+from .reporting.arviz import to_datatree as _to_datatree
+from .reporting.predictive import predictive as _predictive
+from .uncertainty.robust import COV_KINDS, robust_cov
+
+__all__ = ["MLEResult"]
+
+
+class _LegacyInputs(NamedTuple):
+    leaves: tuple
+    labels: tuple
+
+
+class _LegacyFit(NamedTuple):
+    problem: object
+    inputs: _LegacyInputs
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class MLEResult(FitRecord):
+    __doc__ = (
+        "Maximum-likelihood estimate of a NumPyro model, with its uncertainty.\n\n    "
+        "Immutable; pickles with its estimates, covariance and summary (and with its model when the\n    "
+        "model itself pickles: a module-level function does, a closure or lambda does not; methods that\n    "
+        "evaluate the likelihood then need ``res.with_model(model)``).\n"
+        + FitRecord.__doc__.split("\n", 2)[2]
+    )
+
+    # ----------------------------------------------------------- honesty helpers
+    def _flag_note(self, *, nonconvergence: bool = True) -> str | None:
+        invalid = sorted({i.kind for i in self.issues if i.kind != "ridge"})
+        if invalid:
+            return f"the fit was flagged ({', '.join(invalid)}; see res.issues)"
+        if nonconvergence and not self.converged:
+            return f"the fit did not converge ({self.message})"
+        return None
+
+    def _warn_if_flagged(self, what: str, *, nonconvergence: bool = False) -> None:
+        """Warn before reporting numbers from a fit whose estimates the diagnosis ruled out
+        (and, with ``nonconvergence``, from any fit that did not converge)."""
+        note = self._flag_note(nonconvergence=nonconvergence)
+        if note is not None:
+            cls = MLEWarning if note.startswith("the fit was flagged") else ConvergenceWarning
+            warnings.warn(f"{what}: {note}; treat these numbers with care", cls, stacklevel=3)
+
+    # ----------------------------------------------------------- tables
+    def summary(self, level: float = 0.95, *, include_deterministic: bool = False) -> pd.DataFrame:
+        r"""Estimates, standard errors, Wald z-tests and intervals as a DataFrame.
+
+        Parameters
+        ----------
+        level : float
+            Confidence level of the intervals, in (0, 1).
+        include_deterministic : bool
+            Also list the ``numpyro.deterministic`` sites (delta method).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``param_names``; columns ``estimate, se, z, p_value,
+            ci_lower, ci_upper``. ``df.attrs["converged"]`` and
+            ``df.attrs["note"]`` say whether the fit converged and, if not, why.
+
+        Notes
+        -----
+        :math:`z = \hat\theta / \mathrm{se}`, :math:`p = 2\Phi(-|z|)`, interval
+        :math:`\hat\theta \pm z_{(1+\text{level})/2}\,\mathrm{se}` on the
+        constrained scale, as statsmodels reports them.
+
+        Examples
+        --------
+        >>> import numpy as np, numpyro, numpyro.distributions as dist
+        >>> from mleppl import fit_mle
+        >>> def model(y=None):
+        ...     mu = numpyro.sample("mu", dist.Normal(0, 10))
+        ...     numpyro.sample("y", dist.Normal(mu, 1).expand([3]).to_event(1), obs=y)
+        >>> fit_mle(model, y=np.array([1.0, 2.0, 3.0])).summary().loc["mu", "estimate"].round(6)
+        np.float64(2.0)
+        """
+        df = tables.summary_table(self, level=level, include_deterministic=include_deterministic)
+        df.attrs["converged"] = bool(self.converged)
+        df.attrs["note"] = self._flag_note() or ""
+        if not self.converged:
+            warnings.warn(
+                f"summary: {df.attrs['note']}; treat these numbers with care",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return df
+
+    def conf_int(self, level: float = 0.95, method: str = "wald", **options) -> pd.DataFrame:
+        """Confidence intervals as a DataFrame with columns ``lower``, ``upper``.
+
+        ``method`` is ``"wald"`` (default; ``scale="unconstrained"`` builds it
+        on the optimizer's scale and maps it back), ``"profile"`` or
+        ``"bootstrap"``; see :func:`mleppl.reporting.tables.conf_int` for the
+        options. A fit that did not converge or was flagged by the diagnosis
+        warns: its intervals are not to be trusted.
+        """
+        self._warn_if_flagged("conf_int", nonconvergence=True)
+        return tables.conf_int(self, level=level, method=method, **options)
+
+    @float64
+    def with_cov(self, kind: str = "oim", *, groups=None) -> MLEResult:
+        r"""A new result whose covariance is ``"oim"``, ``"opg"``, ``"hc0"``, ``"hc1"`` or ``"cluster"``.
+
+        Parameters
+        ----------
+        kind : {"oim", "opg", "hc0", "hc1", "cluster"}
+            ``"oim"``: inverse observed information (the default of
+            :func:`mleppl.fit_mle`). ``"opg"``: inverse outer product of the
+            per-observation scores. ``"hc0"``: the Huber–White sandwich.
+            ``"hc1"``: the sandwich times ``n/(n−p)``. ``"cluster"``: the sandwich
+            with scores summed within clusters, times ``G/(G−1)·(n−1)/(n−p)``.
+        groups : array-like, optional
+            One cluster label per observation unit (required for ``"cluster"``).
+
+        Returns
+        -------
+        MLEResult
+            ``cov``, ``se``, ``cov_z``, ``deterministic_se``, ``summary()`` and
+            Wald intervals use this covariance; ``cov_type`` is ``kind``. The
+            estimate is unchanged; parameters the diagnosis ruled out keep NaN.
+
+        Notes
+        -----
+        See :func:`mleppl.uncertainty.robust.robust_cov` for the formulas
+        (statsmodels' ``cov_type="HC0"``, ``"HC1"`` and ``"cluster"``).
+
+        Examples
+        --------
+        >>> import jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
+        >>> from mleppl import fit_mle
+        >>> def model(x, y=None):
+        ...     b = numpyro.sample("b", dist.Normal(0, 10).expand([2]).to_event(1))
+        ...     with numpyro.plate("n", x.shape[0]):
+        ...         numpyro.sample("y", dist.Poisson(jnp.exp(b[0] + b[1] * x)), obs=y)
+        >>> x = np.linspace(-1, 1, 8); y = np.array([0, 1, 1, 0, 2, 3, 1, 4.0])
+        >>> res = fit_mle(model, x, y=y).with_cov("hc0")
+        >>> res.cov_type, res.se["b"].shape
+        ('hc0', (2,))
+        """
+        if kind not in COV_KINDS:
+            raise ValueError(f"kind: expected one of {COV_KINDS}, got {kind!r}")
+        if groups is not None and kind != "cluster":
+            raise ValueError(f"groups: expected None for kind={kind!r} (only 'cluster' uses groups)")
+        self._warn_if_flagged("with_cov")
+        rc = robust_cov(self, kind, groups=groups)
+        return dataclasses.replace(
+            self,
+            cov=frozen_array(rc.cov),
+            se=frozen_dict(rc.se),
+            cov_z=frozen_array(rc.inv.cov),
+            deterministic_se=frozen_dict(rc.deterministic_se),
+            cov_type=kind,
+        )
+
+    # ----------------------------------------------------------- ArviZ and prediction
+    def to_datatree(self, *, num_samples: int = 1000, rng_key=None, uncertainty: bool = True, **options):
+        """The fit as an ArviZ 1.x DataTree; see :func:`mleppl.reporting.arviz.to_datatree`."""
+        self._warn_if_flagged("to_datatree")
+        return _to_datatree(
+            self, num_samples=num_samples, rng_key=rng_key, uncertainty=uncertainty, **options
+        )
+
+    def predictive(self, rng_key, *args, num_samples: int = 1000, uncertainty: bool = False, **model_kwargs):
+        """Predictive draws, site -> ``(S, ...)``; see :func:`mleppl.reporting.predictive.predictive`."""
+        self._warn_if_flagged("predictive")
+        return _predictive(
+            self, rng_key, *args, num_samples=num_samples, uncertainty=uncertainty, **model_kwargs
+        )
+
+    @property
+    def fit(self) -> _LegacyFit:
+        """Deprecated: ``res.problem`` holds the model bound to its data.
+
+        Kept so that ``res.fit.inputs.leaves`` (the data arrays) keeps working.
+        """
+        warnings.warn("res.fit is deprecated; use res.problem", DeprecationWarning, stacklevel=2)
+        pr = self.problem
+        return _LegacyFit(pr, _LegacyInputs(pr.data, pr.labels))
+
+    # ----------------------------------------------------------- saving
+    def with_model(self, model) -> MLEResult:
+        """This result with its model restored (after unpickling a result whose model did not pickle)."""
+        if not callable(model):
+            raise TypeError(f"model: expected a callable NumPyro model, got {type(model).__name__}")
+        return dataclasses.replace(self, problem=self.problem._replace(model=model))
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        pr = state.get("problem")
+        if pr is not None:
+            try:
+                pickle.dumps(pr)
+            except Exception:  # noqa: BLE001 - closures, lambdas, local classes: keep everything else
+                state["problem"] = pr._replace(model=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+
+    # ----------------------------------------------------------- display
+    def __repr__(self) -> str:
+        status = "converged" if self.converged else "NOT converged"
+        return (
+            f"<MLEResult {status}: loglik={self.loglik:.6g}, n_params={self.n_params}, "
+            f"nobs={self.nobs}, method={self.method!r}, cov_type={self.cov_type!r}>"
+        )
+
+    def __str__(self) -> str:
+        head = (
+            f"Maximum-likelihood fit ({'converged' if self.converged else 'NOT converged: ' + self.message})\n"
+            f"  log-likelihood {self.loglik:.6f}   nobs {self.nobs}   parameters {self.n_params}\n"
+            f"  AIC {self.aic:.4f}   BIC {self.bic:.4f}   covariance {self.cov_type}\n"
+        )
+        with pd.option_context("display.width", 120, "display.max_rows", 200):
+            return head + self.summary().to_string(float_format=lambda v: f"{v:.6g}")

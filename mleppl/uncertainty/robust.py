@@ -1,0 +1,197 @@
+"""Covariance types of a fitted result: observed information, OPG, sandwich, cluster.
+
+Every kind is built on the unconstrained scale from two ingredients, both by
+automatic differentiation at the estimate :math:`\\hat z`:
+
+- the observed information :math:`H = \\nabla^2 \\ell(\\hat z)` (stored on the
+  result), and
+- the per-observation scores :math:`s_i = \\nabla_z \\log L_i(\\hat z)`, one row per
+  *observation unit*: an element of the observation plate (see
+  :func:`observation_units`).
+
+and mapped to the constrained parameters with the delta method, exactly like
+the default covariance.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..core import cache
+from ..core.records import InverseInformation, mask_cov
+from ..model.units import observation_units, unit_loglik, unit_weights
+from .information import delta_cov, invert_information, restrict
+
+__all__ = ["COV_KINDS", "scores", "cov_z_of_kind", "deterministic_se", "RobustCov", "robust_cov"]
+
+COV_KINDS = ("oim", "opg", "hc0", "hc1", "cluster")
+
+
+def _score_program(problem, spec):
+    def build():
+        pr = problem.static()
+        return jax.jit(jax.jacfwd(lambda z, data: unit_loglik(pr, spec, z, data)))
+
+    return cache.get_or_build((*problem.structure_key, "scores", spec), build)
+
+
+def scores(problem, z) -> np.ndarray:
+    r"""Per-observation scores :math:`s_i = \nabla_z \log L_i(\hat z)`, shape (units, p).
+
+    Rows follow the unit grid of :func:`mleppl.model.units.observation_units` in
+    C order; the columns follow the unconstrained vector ``z``.
+    """
+    spec = observation_units(problem)
+    s = _score_program(problem, spec)(jnp.asarray(z), problem.data)
+    return np.asarray(jax.device_get(s), dtype=np.float64)
+
+
+def _check_groups(groups, n_units: int) -> np.ndarray:
+    if groups is None:
+        raise ValueError("groups: expected one cluster label per observation for kind='cluster', got None")
+    g = np.asarray(groups)
+    if g.ndim != 1 or g.shape[0] != n_units:
+        raise ValueError(
+            f"groups: expected a 1-D array of {n_units} labels (one per observation unit), "
+            f"got shape {g.shape}"
+        )
+    if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
+        raise ValueError("groups: expected finite labels, got NaN/inf")
+    return np.unique(g, return_inverse=True)[1].reshape(-1)
+
+
+def _sandwich(inv: InverseInformation, meat: np.ndarray) -> InverseInformation:
+    a = np.where(np.isfinite(inv.cov), inv.cov, 0.0)
+    cov = a @ meat @ a
+    return inv._replace(cov=mask_cov(0.5 * (cov + cov.T), ~inv.estimable))
+
+
+def cov_z_of_kind(rec, kind: str, groups=None) -> InverseInformation:
+    """The unconstrained-scale covariance of ``kind`` for a fit record (see :func:`robust_cov`).
+
+    Coordinates the diagnosis ruled out (``rec.invalid``) stay NaN in every kind.
+    """
+    inv = restrict(invert_information(rec.hessian), rec.invalid)
+    if kind == "oim":
+        return inv
+    problem = rec.problem
+    s = scores(problem, rec.z)
+    weights = unit_weights(problem, observation_units(problem))
+    n = int(np.count_nonzero(weights))
+    p = s.shape[1]
+    if kind == "opg":
+        return restrict(invert_information(s.T @ s), rec.invalid)
+    if kind in ("hc0", "hc1"):
+        out = _sandwich(inv, s.T @ s)
+        if kind == "hc1":
+            if n <= p:
+                raise ValueError(f"kind='hc1': expected more observations than parameters, got n={n}, p={p}")
+            out = out._replace(cov=out.cov * (n / (n - p)))
+        return out
+    codes = _check_groups(groups, s.shape[0])
+    n_groups = int(codes.max()) + 1
+    if n_groups < 2:
+        raise ValueError(f"groups: expected at least 2 distinct clusters, got {n_groups}")
+    sums = np.zeros((n_groups, p))
+    np.add.at(sums, codes, s)
+    out = _sandwich(inv, sums.T @ sums)
+    factor = n_groups / (n_groups - 1) * (n - 1) / (n - p)
+    return out._replace(cov=out.cov * factor)
+
+
+def deterministic_se(rec, inv: InverseInformation) -> dict:
+    """Delta-method standard errors of the deterministic sites under covariance ``inv``."""
+    if not rec.deterministic:
+        return {}
+    pr = rec.problem
+    jac = jax.jacfwd(lambda z: pr.deterministic(z, pr.data))(jnp.asarray(rec.z))
+    var = np.diag(delta_cov(np.asarray(jax.device_get(jac)), inv))
+    out, i = {}, 0
+    for name, val in rec.deterministic.items():
+        k = int(np.size(val))
+        out[name] = np.sqrt(var[i : i + k]).reshape(np.shape(val))
+        i += k
+    return out
+
+
+class RobustCov(NamedTuple):
+    """A covariance of another kind for a fit: unconstrained, constrained, deterministic SEs."""
+
+    inv: InverseInformation
+    cov: np.ndarray
+    se: dict
+    deterministic_se: dict
+
+
+def robust_cov(rec, kind: str = "oim", *, groups=None) -> RobustCov:
+    r"""The covariance of another kind for a fit (what ``MLEResult.with_cov`` installs).
+
+    Parameters
+    ----------
+    rec : FitRecord
+        A fit.
+    kind : {"oim", "opg", "hc0", "hc1", "cluster"}
+        ``"oim"``: inverse observed information (the default of
+        :func:`mleppl.fit_mle`). ``"opg"``: inverse outer product of the
+        per-observation scores. ``"hc0"``: the Huber–White sandwich.
+        ``"hc1"``: the sandwich times ``n/(n−p)``. ``"cluster"``: the sandwich
+        with scores summed within clusters, times ``G/(G−1)·(n−1)/(n−p)``.
+    groups : array-like, optional
+        One cluster label per observation unit (required for ``"cluster"``).
+
+    Returns
+    -------
+    RobustCov
+        The unconstrained covariance record, the constrained covariance, standard
+        errors by site and of the deterministic sites.
+
+    Raises
+    ------
+    ValueError
+        Unknown kind, missing or misshaped ``groups``, or a model without an
+        observation plate (scores-based kinds only).
+
+    Notes
+    -----
+    On the unconstrained scale, with :math:`H` the observed information and
+    :math:`s_i` the score of observation unit :math:`i`,
+
+    .. math::
+        \Sigma_{\mathrm{opg}} = \Big(\sum_i s_i s_i^\top\Big)^{-1},\quad
+        \Sigma_{\mathrm{hc0}} = H^{-1}\Big(\sum_i s_i s_i^\top\Big)H^{-1},\quad
+        \Sigma_{\mathrm{cl}} = c\,H^{-1}\Big(\sum_g S_g S_g^\top\Big)H^{-1},
+
+    with :math:`S_g = \sum_{i \in g} s_i` and
+    :math:`c = \tfrac{G}{G-1}\tfrac{n-1}{n-p}`, then
+    :math:`\Sigma_\theta = J \Sigma_z J^\top`. These are statsmodels'
+    ``cov_type="HC0"``, ``"HC1"`` and ``"cluster"``. ``n`` counts observation
+    units that are not fully masked. Units are the elements of the plate
+    shared by all observed sites; a model whose observed sites share no plate
+    (and are not all of one batch shape) has no per-observation scores and
+    only ``"oim"`` is available for it.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
+    >>> from mleppl import fit_mle
+    >>> def model(x, y=None):
+    ...     b = numpyro.sample("b", dist.Normal(0, 10).expand([2]).to_event(1))
+    ...     with numpyro.plate("n", x.shape[0]):
+    ...         numpyro.sample("y", dist.Poisson(jnp.exp(b[0] + b[1] * x)), obs=y)
+    >>> x = np.linspace(-1, 1, 8); y = np.array([0, 1, 1, 0, 2, 3, 1, 4.0])
+    >>> res = fit_mle(model, x, y=y).with_cov("hc0")
+    >>> res.cov_type, res.se["b"].shape
+    ('hc0', (2,))
+    """
+    if kind not in COV_KINDS:
+        raise ValueError(f"kind: expected one of {COV_KINDS}, got {kind!r}")
+    if groups is not None and kind != "cluster":
+        raise ValueError(f"groups: expected None for kind={kind!r} (only 'cluster' uses groups)")
+    inv = cov_z_of_kind(rec, kind, groups)
+    cov = delta_cov(rec.jacobian, inv)
+    se = rec.problem.layout.split(np.sqrt(np.diag(cov)))
+    return RobustCov(inv, cov, se, deterministic_se(rec, inv))
