@@ -234,5 +234,8 @@ class MLEResult(FitRecord):
             f"  log-likelihood {self.loglik:.6f}   nobs {self.nobs}   parameters {self.n_params}\n"
             f"  AIC {self.aic:.4f}   BIC {self.bic:.4f}   covariance {self.cov_type}\n"
         )
+        with warnings.catch_warnings():  # the head already says NOT converged
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            table = self.summary()
         with pd.option_context("display.width", 120, "display.max_rows", 200):
-            return head + self.summary().to_string(float_format=lambda v: f"{v:.6g}")
+            return head + table.to_string(float_format=lambda v: f"{v:.6g}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Status"]
+__all__ = ["Status", "succeeded"]
 
 
 class Status(enum.IntEnum):
@@ -47,3 +47,9 @@ _MESSAGES = {
     "negative log-likelihood stopped decreasing with the Newton decrement above the tolerance "
     "but small (λ²/2 ≤ 0.01): rounding noise of the objective dominates its last digits",
 }
+
+
+def succeeded(status):
+    """True where a solver's code means an optimum was reached (``CONVERGED`` or, where the
+    objective's rounding noise hides the last digits, ``NOISE_FLOOR``); ints or arrays."""
+    return (status == Status.CONVERGED) | (status == Status.NOISE_FLOOR)

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core.records import InverseInformation, frozen_array, frozen_dict
 from ..core.sites import split_flat
-from ..core.status import Status
+from ..core.status import Status, succeeded
 from ..core.warnings import (
     BoundaryWarning,
     ConvergenceWarning,
@@ -41,10 +41,10 @@ _STACK = 5  # warnings point at the user's call of fit_mle
 def verdict(opt) -> tuple[bool, str]:
     status = Status(int(opt.status))
     message = status.message
-    if status != Status.CONVERGED:
+    if not succeeded(status):
         grad_max = float(np.max(np.abs(opt.grad), initial=0.0))
         message += f" (max |gradient| {grad_max:.3g}, λ²/2 {0.5 * float(opt.decrement2):.3g})"
-    return status == Status.CONVERGED, message
+    return bool(succeeded(status)), message
 
 
 def diagnose(problem, opt, inv: InverseInformation) -> list:
@@ -120,7 +120,8 @@ def assemble(problem, method: str, opt, theta, jac, det, jac_det, optima=None, i
     inv = invert_information(opt.hess)
     issues = list(issues)
     status = int(opt.status)
-    if not converged and not issues:
+    # a spent step budget is reported as non-convergence first, whatever the diagnosis adds
+    if not converged and (not issues or status == Status.MAX_STEPS):
         text = (
             f"fit {message}" if message.startswith("did not converge") else f"fit did not converge: {message}"
         )

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.blas import single_threaded_blas
-from ..core.status import Status
+from ..core.status import Status, succeeded
 from ..core.warnings import MultimodalityWarning
 from ..core.x64 import float64
 from ..model.inputs import as_rng_key
@@ -164,7 +164,7 @@ def fit_mle(
             out, optima = _single_start(problem, init, key, meth, steps, float(tol), scale), None
         out = jax.device_get(out)
         issues = find_issues(problem, out[0])
-        if any(i.kind in _CLAIMS for i in issues):
+        if n_starts == 1 and (issues or not succeeded(int(out[0].status))):
             out, issues = _verify(problem, init, key, meth, steps, float(tol), scale, out, issues)
         return MLEResult(**assemble(problem, meth, *out, optima=optima, issues=issues))
 
@@ -181,34 +181,44 @@ def _bind(model, args, kwargs, key, init: dict):
         raise
 
 
-# Diagnoses that claim no finite maximum exists: verified by refitting from other starts.
-_CLAIMS = ("separation", "unbounded")
 _VERIFY_STARTS = 8
 
 
 def _verify(problem, init, key, meth, steps, tol, scale, out, issues):
-    """Check a claim that no finite maximum exists before making it.
+    """Check a failed or flagged fit from other starts before reporting it.
 
-    The fit is repeated from ``_VERIFY_STARTS`` other starts (prior median, draws
-    from the priors, uniform draws) in one batched program. A start that
-    converges to a finite optimum at least as high as the claimed supremum
-    refutes the claim: that optimum is returned instead (a Gaussian-peak
-    regression started far away ran to 1e23 and was called separation; its
-    maximum is interior). Otherwise the claim stands, and says it was checked.
+    A diagnosis such as "separation: the supremum lies at infinity" or "unbounded
+    likelihood" is a claim, and so is a failure to converge. The fit is repeated
+    from ``_VERIFY_STARTS`` other starts (prior median, draws from the priors,
+    uniform draws) in one batched program. A start that converges to a finite
+    optimum at least as high refutes the claim: that optimum is returned instead
+    (a Gaussian-peak regression started far away ran off to 1e23 and was called
+    separation; its maximum is interior). Otherwise the claim stands, and says
+    that it was checked.
     """
     key_v = jax.random.fold_in(key, 7919)
-    starts = jnp.stack([start(problem, {}, key_v, a) for a in range(1, _VERIFY_STARTS + 1)])
+    starts = []
+    for a in range(1, _VERIFY_STARTS + 1):
+        try:
+            starts.append(start(problem, {}, key_v, a))
+        except Exception:  # noqa: BLE001 - a start where the model cannot be evaluated is no start
+            continue
+    note = f" (checked: none of {_VERIFY_STARTS} other starts converged to a finite maximum as high)"
+    if not starts:
+        return out, list(issues)
+    starts = jnp.stack(starts)
     outs = jax.device_get(fit_program(problem, meth, steps, tol, batched=True)(problem.data, starts, scale))
     status, value = np.asarray(outs[0].status), np.asarray(outs[0].value)
-    ok = (status == Status.CONVERGED) & np.isfinite(value)
-    claimed = float(out[0].value)
-    slack = 1e-6 * (1.0 + abs(claimed))
+    ok = succeeded(status) & np.isfinite(value)
+    claimed = float(out[0].value) if np.isfinite(float(out[0].value)) else np.inf
+    slack = 1e-6 * (1.0 + abs(claimed)) if np.isfinite(claimed) else 0.0
     if ok.any() and np.min(np.where(ok, value, np.inf)) <= claimed + slack:
         best = int(np.argmin(np.where(ok, value, np.inf)))
         alt = jax.tree_util.tree_map(lambda x: x[best], outs)
-        return alt, find_issues(problem, alt[0])
-    note = f" (checked: none of {_VERIFY_STARTS} other starts reached a finite maximum as high)"
-    return out, [i._replace(detail=i.detail + note) if i.kind in _CLAIMS else i for i in issues]
+        alt_issues = find_issues(problem, alt[0])
+        if not any(i.kind != "ridge" for i in alt_issues):
+            return alt, alt_issues
+    return out, [i._replace(detail=i.detail + note) for i in issues]
 
 
 def _no_parameters(problem):
@@ -251,7 +261,7 @@ def _multi_start(problem, init, key, meth, steps, tol, scale, n_starts):
     value = np.where(status == Status.NONFINITE_START, np.inf, np.asarray(opt.value))
     if not np.any(np.isfinite(value)):
         raise no_start_error(problem)
-    conv = status == Status.CONVERGED
+    conv = succeeded(status)
     # best: the highest log-likelihood among converged starts, else among all
     pool = np.where(conv, value, np.inf) if conv.any() else value
     best = int(np.argmin(pool))

@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..adapters import numpyro as npa
 from ..core.records import InverseInformation
-from ..core.status import Status
+from ..core.status import succeeded
 from ..model.problem import nonfinite_args
 
 __all__ = ["check_init", "start", "no_start_error", "optima_table", "MAX_INIT_ATTEMPTS"]
@@ -84,7 +84,7 @@ def optima_table(status, value, zs, best: int, inv: InverseInformation) -> tuple
     """One row per start: log-likelihood, converged, distance to the best in standard errors,
     the id of the distinct optimum it reached; and the number of distinct optima."""
     n_starts = len(value)
-    conv = status == Status.CONVERGED
+    conv = succeeded(status)
     with np.errstate(invalid="ignore", divide="ignore"):
         se = np.sqrt(np.abs(np.diag(inv.cov)))
         dist_se = np.nanmax(np.abs(zs - zs[best]) / np.where(se > 0, se, np.nan), axis=1)

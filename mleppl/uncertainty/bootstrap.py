@@ -31,7 +31,7 @@ from ..adapters import numpyro as npa
 from ..core import cache
 from ..core.records import FitRecord, frozen_array, frozen_dict
 from ..core.stats import check_level
-from ..core.status import Status
+from ..core.status import succeeded
 from ..core.warnings import MLEWarning
 from ..core.x64 import float64
 from ..model.inputs import as_rng_key
@@ -203,7 +203,7 @@ def _fallback_program(pr, kind: str):
                 max_steps=None,
                 tol=1e-12,
             )
-            return opt.z, opt.status == Status.CONVERGED
+            return opt.z, succeeded(opt.status)
 
         return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
 

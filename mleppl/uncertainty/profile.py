@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..core import cache
 from ..core.stats import check_level, normal_quantile
-from ..core.status import Status
+from ..core.status import Status, succeeded
 from ..core.warnings import BoundaryWarning, MLEWarning
 from ..solvers.minimize import minimize
 
@@ -80,7 +80,7 @@ def _build(pr):
             # first-order path of the inner optimum: dz_{-j}/dt = −H_rr⁻¹ H_rj
             h_rj = jax.jvp(lambda tt: jax.grad(nll)(full(opt.z, tt))[others], (t,), (jnp.ones_like(t),))[1]
             slope = -jnp.linalg.solve(opt.hess, h_rj)
-            return opt.z, opt.value, g[j], slope, opt.status == Status.CONVERGED
+            return opt.z, opt.value, g[j], slope, succeeded(opt.status)
 
         zr_hat = zhat[others]
         u0 = jnp.where(jnp.isfinite(se_j) & (se_j > 0), c * se_j, 1.0)
