@@ -12,9 +12,11 @@ import pickle
 import warnings
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from .core.records import FitRecord, frozen_array, frozen_dict
+from .core.sites import param_labels
 from .core.warnings import ConvergenceWarning, MLEWarning
 from .core.x64 import float64
 from .reporting import tables
@@ -198,6 +200,24 @@ class MLEResult(FitRecord):
         warnings.warn("res.fit is deprecated; use res.problem", DeprecationWarning, stacklevel=2)
         pr = self.problem
         return _LegacyFit(pr, _LegacyInputs(pr.data, pr.labels))
+
+    @property
+    def random_effects(self) -> dict:
+        """Conditional modes of the sites integrated out (``random=``) and their conditional SDs.
+
+        A dict site → DataFrame with columns ``mode`` and ``sd``, one row per element
+        (lme4's ``ranef(condVar=TRUE)``, TMB's ``sdreport`` random part): the mode of
+        :math:`p(u \\mid y, \\hat\theta)` and :math:`\\sqrt{\\operatorname{diag} H^{-1}}` with
+        :math:`H = -\nabla_u^2 \\log p(y, u \\mid \\hat\theta)` there. Empty without ``random=``.
+        """
+        out = {}
+        for name, mode in self.random_modes.items():
+            labels = param_labels(name, np.shape(mode))
+            out[name] = pd.DataFrame(
+                {"mode": np.ravel(mode), "sd": np.ravel(self.random_sd[name])},
+                index=pd.Index(labels, name="effect"),
+            )
+        return out
 
     # ----------------------------------------------------------- saving
     def with_model(self, model) -> MLEResult:

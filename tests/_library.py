@@ -70,7 +70,7 @@ def simulated(name: str, seed: int = 0):
     """(args, kwargs, MLEResult) for a large simulated dataset, fitted through the counting wrapper."""
     mod = load_module(name)
     n = N_SIM.get(name, N_SIM_DEFAULT)
-    args, kwargs = mod.simulate(jax.random.PRNGKey(seed), n)
+    args, kwargs = as_float64(mod.simulate(jax.random.PRNGKey(seed), n))
     res = fit_mle(counted(name), *args, init=sim_init(mod, name, args, kwargs), **kwargs)
     return args, kwargs, res
 
@@ -87,3 +87,11 @@ def gradient_fn(name: str):
 def gradient(name: str, z) -> np.ndarray:
     with jax.enable_x64(True):
         return np.asarray(gradient_fn(name)(jnp.asarray(z, dtype=jnp.float64)))
+
+
+def as_float64(tree):
+    """Simulated data come from jax.random in float32 while x64 is off: hand them to the
+    library as float64 (they are the data; nothing is lost by widening)."""
+    return jax.tree_util.tree_map(
+        lambda a: np.asarray(a, np.float64) if np.asarray(a).dtype.kind == "f" else a, tree
+    )

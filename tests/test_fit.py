@@ -210,7 +210,8 @@ def test_float64_whatever_the_global_setting_and_setting_restored(rng):
             numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
 
     before = jax.config.jax_enable_x64
-    res = fit_mle(model, y=jnp.asarray(y, dtype=jnp.float32))
+    with pytest.warns(mleppl.PrecisionWarning, match="argument 'y': got float32"):
+        res = fit_mle(model, y=jnp.asarray(y, dtype=jnp.float32))
     assert jax.config.jax_enable_x64 == before
     assert res.params["mu"].dtype == np.float64 and res.cov.dtype == np.float64
     # float32 input is converted, not truncated: the mean of the float32 data exactly

@@ -17,6 +17,7 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 import pytest
+from conftest import REF_EST, assert_rel
 from numpyro import handlers
 
 import mleppl
@@ -27,8 +28,6 @@ from mleppl import (
     SeparationWarning,
     fit_mle,
 )
-
-from conftest import REF_EST, assert_rel
 
 RNG = np.random.default_rng(20261127)
 
@@ -365,10 +364,11 @@ def test_fits_from_four_threads_and_blas_restored():
     assert after == before
 
 
-def test_compile_cache_is_bounded():
+def test_compile_cache_is_bounded(monkeypatch):
     from mleppl.core import cache
 
-    for k in range(cache.MAX_PROGRAMS + 6):
+    monkeypatch.setattr(cache, "MAX_PROGRAMS", 3)
+    for k in range(cache.MAX_PROGRAMS + 3):
 
         def model(x, y=None, k=k):  # a fresh closure each time: a new cache key
             b = numpyro.sample("b", dist.Normal(0, 10))

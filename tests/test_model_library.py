@@ -29,7 +29,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _library import N_SIM, N_SIM_DEFAULT, bundled, counted, gradient, gradient_fn, sim_init, simulated
+from _library import (
+    N_SIM,
+    N_SIM_DEFAULT,
+    as_float64,
+    bundled,
+    counted,
+    gradient,
+    gradient_fn,
+    sim_init,
+    simulated,
+)
 
 from mleppl import fit_mle
 from models import NAMES, load_module
@@ -117,7 +127,7 @@ def test_second_fit_of_same_shapes_does_not_retrace(name):
     wrapper = counted(name)
     first = wrapper.traced
     assert first > 0, f"{name}: the counting wrapper never saw a traced call"
-    args, kwargs = mod.simulate(jax.random.PRNGKey(1), N_SIM.get(name, N_SIM_DEFAULT))
+    args, kwargs = as_float64(mod.simulate(jax.random.PRNGKey(1), N_SIM.get(name, N_SIM_DEFAULT)))
     res = fit_mle(wrapper, *args, init=sim_init(mod, name, args, kwargs), **kwargs)
     assert res.converged
     assert wrapper.traced == first, f"{name}: retraced {wrapper.traced - first} time(s) on a second fit"

@@ -28,6 +28,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+import mleppl
 from mleppl import HessianWarning, MLEWarning, fit_mle
 
 N = 12
@@ -546,12 +547,14 @@ def test_accepted_layouts_give_the_same_fit_and_leave_everything_as_it_was(xlayo
     try:
         X, y = LAYOUTS[xlayout](X_BASE), LAYOUTS[ylayout](Y_BASE)  # jnp.asarray is float32 without x64
         expected = lstsq(*(np.asarray(a["a"] if isinstance(a, dict) else a) for a in (X, y)))
-        res = fit(_dict_loc, X, y=y)
-        # the invariants inside fit() include the x64 flag, in either state
-        assert jax.config.jax_enable_x64 == x64
-        with pytest.raises(ValueError, match="expected finite data"):
-            fit(_dict_loc, LAYOUTS[xlayout](X_BASE), y=LAYOUTS[ylayout](np.full(N, np.nan)))
-        assert jax.config.jax_enable_x64 == x64
+        with warnings.catch_warnings():  # float32 JAX input warns (tested in test_honesty.py)
+            warnings.simplefilter("ignore", mleppl.PrecisionWarning)
+            res = fit(_dict_loc, X, y=y)
+            # the invariants inside fit() include the x64 flag, in either state
+            assert jax.config.jax_enable_x64 == x64
+            with pytest.raises(ValueError, match="expected finite data"):
+                fit(_dict_loc, LAYOUTS[xlayout](X_BASE), y=LAYOUTS[ylayout](np.full(N, np.nan)))
+            assert jax.config.jax_enable_x64 == x64
     finally:
         jax.config.update("jax_enable_x64", before)
     np.testing.assert_allclose(res.params["beta"], expected, rtol=EXACT, atol=EXACT)

@@ -79,6 +79,8 @@ class ModelSites(NamedTuple):
     dims: tuple[tuple[str, tuple[str | None, ...]], ...]  # plate dims of free and deterministic sites
     subsampled: tuple[str, ...]  # plates with subsample_size < size
     param_values: tuple[tuple[str, Any], ...]  # declared initial values of numpyro.param sites
+    random: tuple[Site, ...] = ()  # sites integrated out (random=)
+    random_plates: tuple = ()  # (site, ((plate, axis), ...)) for each random site
 
     @property
     def discrete_likelihood(self) -> bool:
@@ -227,7 +229,7 @@ def _fixed_point(support, shape):
     return t(jnp.zeros(t.inverse_shape(shape)))
 
 
-def classify_sites(tr: dict) -> ModelSites:
+def classify_sites(tr: dict, random=()) -> ModelSites:
     """Classify the sites of a trace made with the data.
 
     Raises
@@ -236,7 +238,7 @@ def classify_sites(tr: dict) -> ModelSites:
         For a discrete latent site (it must be marginalized) or a model with
         no observed site.
     """
-    free, observed, det, imputed, params, discrete = [], [], [], [], [], []
+    free, observed, det, imputed, params, discrete, rand = [], [], [], [], [], [], []
     plates: dict[str, int] = {}
     masked_bases = set()
     for name, site in tr.items():
@@ -255,7 +257,8 @@ def classify_sites(tr: dict) -> ModelSites:
             if fn.support.is_discrete:
                 discrete.append((name, type(fn).__name__))
                 continue
-            free.append(_free_site(name, "sample", shape, fn.support))
+            site_ = _free_site(name, "sample", shape, fn.support)
+            (rand if name in random else free).append(site_)
         elif site["type"] == "param":
             constraint = site["kwargs"].get("constraint", constraints.real)
             shape = tuple(jnp.shape(site["value"]))
@@ -289,6 +292,8 @@ def classify_sites(tr: dict) -> ModelSites:
         dims,
         tuple(subsampled_plates(tr)),
         tuple(params),
+        tuple(rand),
+        tuple((s.name, tuple(site_plate_axes(tr, s.name).items())) for s in rand),
     )
 
 
@@ -301,6 +306,33 @@ _ELEMENTWISE = (
     "PowerTransform",
     "TanhTransform",
 )
+
+
+def dependent_plated(model: Callable, args: tuple, kwargs: dict, tr: dict, free, rng_key) -> list[str]:
+    """Free sample sites inside a plate whose distribution depends on other free sites
+    (e.g. ``u ~ Normal(0, sigma_u)`` in a plate over groups): random effects, whose joint
+    maximization with the parameters is not maximum likelihood. Found by re-tracing with
+    the other sites moved and comparing the site's log-density at its value."""
+    plated = [s for s in free if s.kind == "sample" and (tr[s.name].get("cond_indep_stack") or ())]
+    if not plated or len(free) < 2:
+        return []
+    out = []
+    for cand in plated:
+        values = {}
+        for s in free:
+            v = jnp.asarray(tr[s.name]["value"])
+            values[s.name] = v if s.name == cand.name else s.transform(s.transform.inv(v) + 0.3)
+        try:
+            seeded = handlers.seed(model, rng_key)
+            tr2 = handlers.trace(handlers.substitute(seeded, data=values)).get_trace(*args, **kwargs)
+            v = jnp.asarray(tr[cand.name]["value"])
+            a = np.asarray(tr[cand.name]["fn"].log_prob(v))
+            b = np.asarray(tr2[cand.name]["fn"].log_prob(v))
+        except Exception:  # noqa: BLE001 - a model that cannot be moved this way is not judged
+            continue
+        if a.shape == b.shape and not np.allclose(a, b, rtol=1e-12, atol=1e-12, equal_nan=True):
+            out.append(cand.name)
+    return out
 
 
 def _elementwise(t) -> bool:
@@ -726,3 +758,22 @@ def prior_draws(model: Callable, rng_key, args: tuple, kwargs: dict, names, num_
     from numpyro.infer import Predictive
 
     return Predictive(model, num_samples=num_samples, return_sites=list(names))(rng_key, *args, **kwargs)
+
+
+def site_log_prob(tr: dict, name: str) -> jax.Array:
+    """The log-density of a latent site at its value in the trace, over its batch shape."""
+    site = tr[name]
+    return site["fn"].log_prob(site["value"])
+
+
+def site_plate_axes(tr: dict, name: str) -> dict[str, int]:
+    """``{plate: axis}``: which axis of the site's value each of its plates indexes."""
+    site = tr[name]
+    ndim = len(jnp.shape(site["value"]))
+    event_dim = site["fn"].event_dim
+    out = {}
+    for frame in site.get("cond_indep_stack", ()) or ():
+        i = ndim - event_dim + frame.dim
+        if 0 <= i < ndim:
+            out[frame.name] = i
+    return out

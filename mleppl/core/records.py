@@ -147,6 +147,9 @@ class FitRecord:
         this fit carries NaN there.
     problem : Problem
         The model bound to its data (model, sites, layout, data arrays).
+    random_modes, random_sd : Mapping[str, ndarray]
+        For sites integrated out (``random=``): conditional modes at the estimate and
+        conditional standard deviations (see ``MLEResult.random_effects``).
     """
 
     params: Mapping[str, np.ndarray]
@@ -175,6 +178,8 @@ class FitRecord:
     cov_type: str = "oim"
     issues: tuple = ()
     optima: Any = None
+    random_modes: Mapping[str, np.ndarray] = dataclasses.field(default_factory=lambda: FrozenDict())
+    random_sd: Mapping[str, np.ndarray] = dataclasses.field(default_factory=lambda: FrozenDict())
 
     @property
     def aic(self) -> float:

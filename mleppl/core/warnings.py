@@ -16,6 +16,7 @@ __all__ = [
     "BoundaryWarning",
     "MultimodalityWarning",
     "PrecisionWarning",
+    "LatentVariableWarning",
 ]
 
 
@@ -49,3 +50,7 @@ class MultimodalityWarning(MLEWarning):
 
 class PrecisionWarning(MLEWarning):
     """Data arrived in reduced precision (float32): digits were lost before the fit saw them."""
+
+
+class LatentVariableWarning(MLEWarning):
+    """A site looks like a random effect but is maximized over instead of integrated out."""

@@ -23,6 +23,7 @@ from ..core.warnings import (
     IdentifiabilityWarning,
     SeparationWarning,
 )
+from ..model import latent
 from ..uncertainty import diagnose as diag
 from ..uncertainty.information import delta_cov, invert_information, restrict
 from .program import batch_negloglik
@@ -168,4 +169,19 @@ def assemble(problem, method: str, opt, theta, jac, det, jac_det, optima=None, i
         issues=tuple(issues),
         optima=optima,
         problem=problem,
+        **_random_effects(problem, opt.z),
     )
+
+
+def _random_effects(problem, z) -> dict:
+    """Conditional modes and SDs of the integrated sites at the estimate."""
+    if problem.random is None:
+        return {}
+    import jax
+
+    theta, sd = jax.device_get(jax.jit(lambda zz: latent.conditional(problem, zz, problem.data))(z))
+    layout = problem.random.layout
+    return {
+        "random_modes": frozen_dict(layout.split(np.asarray(theta))),
+        "random_sd": frozen_dict(layout.split(np.asarray(sd))),
+    }

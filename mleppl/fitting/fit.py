@@ -17,10 +17,10 @@ import numpy as np
 
 from ..core.blas import single_threaded_blas
 from ..core.status import Status, succeeded
-from ..core.warnings import MultimodalityWarning
+from ..core.warnings import LatentVariableWarning, MultimodalityWarning
 from ..core.x64 import float64
 from ..model.inputs import as_rng_key
-from ..model.problem import bind
+from ..model.problem import bind, random_effect_like
 from ..result import MLEResult
 from ..solvers.minimize import OptResult
 from ..uncertainty.information import invert_information
@@ -56,6 +56,8 @@ def fit_mle(
     max_steps: int | None = None,
     tol: float = 1e-12,
     n_starts: int = 1,
+    random=None,
+    nagq: int = 1,
     **kwargs,
 ) -> MLEResult:
     r"""Maximum-likelihood fit of an unmodified NumPyro model.
@@ -149,9 +151,11 @@ def fit_mle(
     (2.333333, 1.555556)
     """
     _check_options(method, max_steps, tol, init, n_starts)
+    random = _check_random(random, nagq)
     with single_threaded_blas():
         key = as_rng_key(rng_key)
-        problem = _bind(model, args, kwargs, key, init or {})
+        problem = _bind(model, args, kwargs, key, init or {}, random=random, nagq=nagq)
+        _warn_random_like(problem, key)
         init = check_init(init or {}, problem)
         meth = resolve_method(method, problem.nobs, problem.layout.size)
         steps = None if max_steps is None else int(max_steps)
@@ -169,15 +173,43 @@ def fit_mle(
         return MLEResult(**assemble(problem, meth, *out, optima=optima, issues=issues))
 
 
-def _bind(model, args, kwargs, key, init: dict):
+def _check_random(random, nagq) -> tuple:
+    if random is None:
+        random = ()
+    if isinstance(random, str):
+        random = (random,)
+    if not all(isinstance(r, str) for r in random):
+        raise TypeError(f"random: expected a list of site names, got {random!r}")
+    if isinstance(nagq, bool) or not (isinstance(nagq, (int, np.integer)) and nagq >= 1):
+        raise ValueError(f"nagq: expected a positive integer (1 = Laplace), got {nagq!r}")
+    if nagq > 1 and not random:
+        raise ValueError(f"nagq={nagq}: expected random=[...] naming the random effect to integrate out")
+    return tuple(random)
+
+
+def _warn_random_like(problem, key) -> None:
+    if problem.random is not None:
+        return
+    names = random_effect_like(problem, key)
+    if names:
+        warnings.warn(
+            f"site(s) {names} are inside a plate and their distribution depends on other parameters: "
+            "they look like random effects, and maximizing the likelihood jointly over random effects "
+            f"and parameters is not maximum likelihood; integrate them out with random={names}",
+            LatentVariableWarning,
+            stacklevel=4,
+        )
+
+
+def _bind(model, args, kwargs, key, init: dict, **options):
     """Bind with ``init`` substituted in the first trace; an ``init`` the model rejects is
     reported as such (validated against the sites of a trace without it)."""
     try:
-        return bind(model, args, kwargs, key, init=init)
+        return bind(model, args, kwargs, key, init=init, **options)
     except Exception:
         if not init:
             raise
-        check_init(init, bind(model, args, kwargs, key))  # raises the message naming the site
+        check_init(init, bind(model, args, kwargs, key, **options))  # raises the message naming the site
         raise
 
 

@@ -93,7 +93,8 @@ def _convert(x, label: str) -> jax.Array:
     if a.dtype.kind == "b":
         return _private(a, bool)
     if a.dtype.kind == "f":
-        if a.dtype.itemsize < 8 and a.size:
+        if a.dtype.itemsize < 8 and a.size and not np.all(a == np.round(a)):
+            # whole numbers (counts stored as floats) lose nothing in float32
             warnings.warn(
                 f"argument {label}: got {a.dtype} data, expected float64; the digits lost in "
                 f"{a.dtype} are not recovered (jnp.asarray rounds to float32 while JAX's x64 is off: "
@@ -123,7 +124,10 @@ def _pandas_to_numpy(x) -> np.ndarray:
     """A pandas object as NumPy; nullable numeric dtypes (``Float64``, ``Int64``, ``boolean``)
     become float64 with NaN for missing values, integers or bools when nothing is missing."""
     dtypes = list(x.dtypes) if hasattr(x, "dtypes") and not hasattr(x, "dtype") else [x.dtype]
-    if any(isinstance(d, pd_extension_types()) for d in dtypes):
+    import pandas as pd
+
+    numeric = all(pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d) for d in dtypes)
+    if numeric and any(_nullable_numeric(d) for d in dtypes):
         out = x.to_numpy(dtype=np.float64, na_value=np.nan)
         kinds = {getattr(d, "kind", "f") for d in dtypes}
         if not np.isnan(out).any() and kinds <= {"i", "u", "b"}:
@@ -132,10 +136,15 @@ def _pandas_to_numpy(x) -> np.ndarray:
     return x.to_numpy()
 
 
-def pd_extension_types() -> tuple:
+def _nullable_numeric(dtype) -> bool:
+    """pandas' masked numeric or boolean extension dtypes (``Float64``, ``Int64``, ``boolean``)."""
     import pandas as pd
 
-    return (pd.api.extensions.ExtensionDtype,)
+    return (
+        isinstance(dtype, pd.api.extensions.ExtensionDtype)
+        and not isinstance(dtype, pd.CategoricalDtype)
+        and (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype))
+    )
 
 
 def _labels(model: Callable, n_args: int, kw_names: list[str]) -> list[str]:

@@ -19,9 +19,10 @@ import numpy as np
 from ..adapters import numpyro as npa
 from ..core.sites import Layout
 from ..core.x64 import float64
+from . import latent
 from .inputs import ArgSpec, split_inputs
 
-__all__ = ["Problem", "bind", "negloglik", "NegLogLik", "nonfinite_args"]
+__all__ = ["Problem", "bind", "negloglik", "NegLogLik", "nonfinite_args", "random_effect_like"]
 
 
 class Problem(NamedTuple):
@@ -42,6 +43,7 @@ class Problem(NamedTuple):
     key: Any  # hashable structure of the arguments
     nobs: int
     model_name: str = ""
+    random: Any = None  # latent.RandomSpec when sites are integrated out (random=)
 
     def rebuild(self, data) -> tuple[tuple, dict]:
         return self.spec.rebuild(data)
@@ -49,10 +51,21 @@ class Problem(NamedTuple):
     @property
     def structure_key(self) -> tuple:
         """What determines compiled code: model, argument structure, free sites and supports."""
+        random = None
+        if self.random is not None:
+            r = self.random
+            random = (
+                tuple((s.name, s.shape, _support_key(s.support)) for s in r.layout.sites),
+                r.nagq,
+                r.n_groups,
+                None if r.colors is None else (r.colors.tobytes(), r.groups.tobytes()),
+                tuple((n, g.tobytes()) for n, g in r.obs_groups),
+            )
         return (
             self.model,
             self.key,
             tuple((s.name, s.shape, _support_key(s.support)) for s in self.sites.free),
+            random,
         )
 
     @property
@@ -76,6 +89,8 @@ class Problem(NamedTuple):
         ``GammaPoisson`` at μ = 1e114 gave log L = +158,735) and is returned as
         NaN, so optimizers reject such points instead of running to them.
         """
+        if self.random is not None:
+            return latent.laplace_negloglik(self, z, data)
         args, kwargs = self.rebuild(data)
         ll, _ = npa.log_density(self.prior_free_model, args, kwargs, self.layout.constrain(z))
         if self.sites.discrete_likelihood:
@@ -133,7 +148,15 @@ def _support_key(c) -> Any:
 
 
 def bind(
-    model: Callable, args: tuple, kwargs: dict, rng_key, *, init: dict | None = None, coords=()
+    model: Callable,
+    args: tuple,
+    kwargs: dict,
+    rng_key,
+    *,
+    init: dict | None = None,
+    coords=(),
+    random=(),
+    nagq: int = 1,
 ) -> Problem:
     """Trace the model with its data once, classify and validate its sites.
 
@@ -162,7 +185,13 @@ def bind(
         except Exception:  # noqa: BLE001 - exception types with unusual constructors
             err = RuntimeError(msg)
         raise err from e
-    sites = npa.classify_sites(tr)
+    sites = npa.classify_sites(tr, random=tuple(random))
+    missing = [r for r in random if r not in {s.name for s in sites.random}]
+    if missing:
+        latent_names = [s.name for s in sites.free if s.kind == "sample"]
+        raise ValueError(
+            f"random: expected names of latent continuous sample sites {latent_names}, got {missing}"
+        )
     if not sites.observed:
         latent = [s.name for s in sites.free]
         raise ValueError(
@@ -199,7 +228,7 @@ def bind(
     nobs = sum(o.count for o in sites.data)
     if nobs == 0:
         raise ValueError("the data are empty: expected at least one (unmasked) observation, got 0")
-    return Problem(
+    problem = Problem(
         model,
         sites,
         Layout(sites.free, tuple(coords)),
@@ -210,6 +239,27 @@ def bind(
         nobs,
         getattr(model, "__qualname__", type(model).__name__),
     )
+    if sites.random:
+        problem = _with_random(problem, tr, nagq)
+    return problem
+
+
+def _with_random(problem: Problem, tr: dict, nagq: int) -> Problem:
+    """Attach the structure of the integrated sites (checked numerically at the trace's values)."""
+    sites = problem.sites
+    z0 = problem.layout.unconstrain({s.name: tr[s.name]["value"] for s in sites.free})
+    spec = latent.random_spec(
+        problem, Layout(sites.random), {n: dict(p) for n, p in sites.random_plates}, nagq, z0, problem.data
+    )
+    return problem._replace(random=spec)
+
+
+def random_effect_like(problem: Problem, rng_key) -> list[str]:
+    """Free plated sites whose distribution depends on other parameters (see the adapter)."""
+    args, kwargs = problem.rebuild(problem.data)
+    model = problem.require_model()
+    tr = npa.trace_model(model, args, kwargs, rng_key)
+    return npa.dependent_plated(model, args, kwargs, tr, problem.sites.free, rng_key)
 
 
 def nonfinite_args(labels, data) -> list[str]:
