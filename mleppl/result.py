@@ -21,6 +21,7 @@ from .core.warnings import ConvergenceWarning, MLEWarning
 from .core.x64 import float64
 from .reporting import tables
 from .reporting.arviz import to_datatree as _to_datatree
+from .reporting.latent import latent_probabilities as _latent_probabilities
 from .reporting.predictive import predictive as _predictive
 from .uncertainty.robust import COV_KINDS, robust_cov
 
@@ -218,6 +219,11 @@ class MLEResult(FitRecord):
                 index=pd.Index(labels, name="effect"),
             )
         return out
+
+    def latent_probabilities(self, sites=None) -> dict:
+        """Posterior probabilities of the discrete latent sites given the estimate (site →
+        ``(*batch, K)``); see :func:`mleppl.reporting.latent.latent_probabilities`."""
+        return _latent_probabilities(self, sites)
 
     # ----------------------------------------------------------- saving
     def with_model(self, model) -> MLEResult:

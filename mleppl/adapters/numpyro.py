@@ -81,6 +81,8 @@ class ModelSites(NamedTuple):
     param_values: tuple[tuple[str, Any], ...]  # declared initial values of numpyro.param sites
     random: tuple[Site, ...] = ()  # sites integrated out (random=)
     random_plates: tuple = ()  # (site, ((plate, axis), ...)) for each random site
+    discrete: tuple = ()  # (site, batch shape, number of values): discrete latents, summed out
+    max_plate_nesting: int = 0
 
     @property
     def discrete_likelihood(self) -> bool:
@@ -200,8 +202,11 @@ def trace_model(model: Callable, args: tuple, kwargs: dict, rng_key, init: dict 
         return handlers.trace(seeded).get_trace(*args, **kwargs)
 
 
-def trace_with_values(model: Callable, args: tuple, kwargs: dict, values: dict) -> dict:
-    """Trace a model with the given constrained values substituted at their sites."""
+def trace_with_values(model: Callable, args: tuple, kwargs: dict, values: dict, rng_key=None) -> dict:
+    """Trace a model with the given constrained values substituted at their sites; sites not
+    given (discrete latents, random effects) are drawn with ``rng_key``."""
+    if rng_key is not None:
+        model = handlers.seed(model, rng_key)
     return handlers.trace(handlers.substitute(model, data=values)).get_trace(*args, **kwargs)
 
 
@@ -272,14 +277,14 @@ def classify_sites(tr: dict, random=()) -> ModelSites:
             params.append((name, site["value"]))
         elif site["type"] == "deterministic":
             det.append((name, tuple(jnp.shape(site["value"]))))
-    if discrete and observed:
-        name, cls = discrete[0]
-        raise ValueError(
-            f"site '{name}' is a discrete latent variable ({cls}); "
-            "expected continuous latent sites only: a discrete latent variable "
-            "cannot be point-estimated by gradients and must be marginalized "
-            "(sum it out in the model, e.g. with MixtureSameFamily)"
-        )
+    for name, cls in discrete:
+        if not getattr(tr[name]["fn"], "has_enumerate_support", False):
+            raise ValueError(
+                f"site '{name}' is a discrete latent variable ({cls}) without a finite support: "
+                "expected an enumerable distribution (Categorical, Bernoulli, bounded DiscreteUniform, "
+                "...) to sum out exactly; a latent count cannot be enumerated (marginalize it in the "
+                "model)"
+            )
     det = [(n, s) for n, s in det if n not in masked_bases]
     dims = tuple((n, site_dims(tr, n)) for n in [s.name for s in free] + [n for n, _ in det])
     return ModelSites(
@@ -294,6 +299,8 @@ def classify_sites(tr: dict, random=()) -> ModelSites:
         tuple(params),
         tuple(rand),
         tuple((s.name, tuple(site_plate_axes(tr, s.name).items())) for s in rand),
+        tuple((n, tuple(tr[n]["fn"].batch_shape), discrete_support_size(tr, n)) for n, _ in discrete),
+        max((len(site.get("cond_indep_stack", ()) or ()) for site in tr.values()), default=0),
     )
 
 
@@ -777,3 +784,79 @@ def site_plate_axes(tr: dict, name: str) -> dict[str, int]:
         if 0 <= i < ndim:
             out[frame.name] = i
     return out
+
+
+def enumerated_log_density(model: Callable, args: tuple, kwargs: dict, values: dict, max_plate_nesting: int):
+    """Joint log-density with every discrete latent site summed out exactly (NumPyro's funsor
+    enumeration: ``enum(config_enumerate(model))``)."""
+    from numpyro.contrib.funsor import config_enumerate, enum
+    from numpyro.contrib.funsor import log_density as enum_log_density
+
+    m = enum(config_enumerate(model), first_available_dim=-max_plate_nesting - 1)
+    ll, _ = enum_log_density(m, args, kwargs, values)
+    return ll
+
+
+class _Tilt(Messenger):
+    """Add ``eps[name][..., value]`` to the log-density of the named discrete sites, so that
+    the gradient of the enumerated log-likelihood with respect to ``eps`` is the posterior
+    probability of each value (the derivative of a log-sum-exp is a softmax)."""
+
+    def __init__(self, fn=None, eps=None):
+        self.eps = dict(eps or {})
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] == "sample" and msg["name"] in self.eps:
+            msg["fn"] = _Tilted(msg["fn"], self.eps[msg["name"]])
+
+
+def _tilted_class():
+    from numpyro.distributions import Distribution
+
+    class Tilted(Distribution):
+        def __init__(self, base, eps):
+            self.base, self.eps = base, eps
+            super().__init__(base.batch_shape, base.event_shape)
+
+        @property
+        def support(self):
+            return self.base.support
+
+        @property
+        def has_enumerate_support(self):
+            return True
+
+        def enumerate_support(self, expand=True):
+            return self.base.enumerate_support(expand)
+
+        def sample(self, key, sample_shape=()):
+            return self.base.sample(key, sample_shape)
+
+        def log_prob(self, value):
+            k = self.eps.shape[-1]
+            onehot = jax.nn.one_hot(jnp.asarray(value, dtype=jnp.int32), k, dtype=self.eps.dtype)
+            return self.base.log_prob(value) + jnp.sum(onehot * self.eps, axis=-1)
+
+    return Tilted
+
+
+def _Tilted(base, eps):  # noqa: N802 - a class made on first use (NumPyro's Distribution import)
+    return _tilted_class()(base, eps)
+
+
+def discrete_support_size(tr: dict, name: str) -> int:
+    """Number of values of an enumerable discrete site."""
+    fn = tr[name]["fn"]
+    return int(fn.enumerate_support(expand=False).shape[0])
+
+
+def latent_posterior(model: Callable, args, kwargs, values, names, shapes, max_plate_nesting: int) -> dict:
+    """P(site = k | y, θ) for each named discrete site, shape (*batch, K): exact, by the gradient
+    of the enumerated log-likelihood with respect to a tilt of each site's log-density."""
+
+    def loglik(eps):
+        return enumerated_log_density(_Tilt(model, eps), args, kwargs, values, max_plate_nesting)
+
+    eps0 = {n: jnp.zeros(shape) for n, shape in zip(names, shapes)}
+    return jax.grad(loglik)(eps0)

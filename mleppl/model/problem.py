@@ -92,7 +92,12 @@ class Problem(NamedTuple):
         if self.random is not None:
             return latent.laplace_negloglik(self, z, data)
         args, kwargs = self.rebuild(data)
-        ll, _ = npa.log_density(self.prior_free_model, args, kwargs, self.layout.constrain(z))
+        if self.sites.discrete:
+            ll = npa.enumerated_log_density(
+                self.prior_free_model, args, kwargs, self.layout.constrain(z), self.sites.max_plate_nesting
+            )
+        else:
+            ll, _ = npa.log_density(self.prior_free_model, args, kwargs, self.layout.constrain(z))
         if self.sites.discrete_likelihood:
             ll = jnp.where(ll > 1e-9 * (1.0 + self.nobs), jnp.nan, ll)
         return -ll

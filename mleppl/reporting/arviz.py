@@ -82,9 +82,15 @@ class _Observed:
         return np.take(flat, self.coords[self.batch_dims[0]], axis=lead)
 
 
-def _check_pointwise(sites, groups: list[str]) -> None:
+def _check_pointwise(sites, groups: list[str], marginal: bool = False) -> None:
     factors = [o.name for o in sites.data if o.kind == "factor"]
     sub = list(sites.subsampled)
+    if marginal and "log_likelihood" in groups:
+        raise PointwiseLikelihoodError(
+            "log_likelihood: the pointwise log-likelihood of a marginal fit (latent sites summed or "
+            "integrated out) does not split into terms per observation; pass log_likelihood=False "
+            "(posterior_predictive draws the latent sites and works)"
+        )
     if factors and "log_likelihood" in groups:
         raise PointwiseLikelihoodError(
             f"log_likelihood: the pointwise log-likelihood cannot be formed: site(s) {factors} "
@@ -97,6 +103,11 @@ def _check_pointwise(sites, groups: list[str]) -> None:
             f"{sub} subsample the data, expected every observation in the trace; fit and export "
             "with full plates, or pass log_likelihood=False, posterior_predictive=False"
         )
+
+
+def marginal(problem) -> bool:
+    """Latent sites summed or integrated out: no pointwise log-likelihood."""
+    return bool(problem.sites.discrete) or problem.random is not None
 
 
 def _sample_axes(x: np.ndarray) -> np.ndarray:
@@ -178,7 +189,7 @@ def build_datatree(
         for g, on in (("log_likelihood", log_likelihood), ("posterior_predictive", posterior_predictive))
         if on
     ]
-    _check_pointwise(sites, groups)
+    _check_pointwise(sites, groups, marginal=marginal(problem))
 
     leaves = problem.data
     z, log_q = draw_z(rec, k_z, s, uncertainty)
@@ -247,7 +258,7 @@ def to_datatree(
     num_samples: int = 1000,
     rng_key=None,
     uncertainty: bool = True,
-    log_likelihood: bool = True,
+    log_likelihood: bool | None = None,
     posterior_predictive: bool = True,
     predictions: dict | None = None,
     predictions_constant_data: dict | None = None,
@@ -269,7 +280,8 @@ def to_datatree(
         as one draw (chain and draw dims kept, size 1), and
         ``posterior_predictive`` holds S plug-in replicates.
     log_likelihood, posterior_predictive : bool
-        Include these groups.
+        Include these groups (``log_likelihood`` defaults to True, except for fits with
+        latent sites summed or integrated out, whose likelihood has no pointwise terms).
     predictions, predictions_constant_data : dict, optional
         Draws for new covariates (the output of :meth:`MLEResult.predictive`)
         and those covariates, stored as ArviZ's ``predictions`` and
@@ -321,6 +333,8 @@ def to_datatree(
     >>> dt.attrs["estimator"], float(dt.mle["mu"])
     ('maximum likelihood', 1.25)
     """
+    if log_likelihood is None:  # on where it exists: not for marginal (latent-variable) fits
+        log_likelihood = not marginal(rec.problem)
     for opt, val in (
         ("uncertainty", uncertainty),
         ("log_likelihood", log_likelihood),

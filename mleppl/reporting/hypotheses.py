@@ -22,11 +22,14 @@ __all__ = ["TestResult", "DeltaResult", "lrt", "wald_test", "compare_fits", "del
 
 
 class TestResult(NamedTuple):
-    """A χ² test: ``statistic``, degrees of freedom ``df`` and ``p_value``."""
+    """A χ² test: ``statistic``, degrees of freedom ``df`` and ``p_value``; ``reference`` names
+    the null distribution (``"chi2(df)"``, or the χ̄² mixture for a variance component on
+    its boundary)."""
 
     statistic: float
     df: int
     p_value: float
+    reference: str = "chi2"
 
     __test__ = False  # not a pytest class
 
@@ -61,9 +64,11 @@ def lrt(restricted, full) -> TestResult:
     Notes
     -----
     Wilks' theorem gives :math:`\chi^2_{df}` under the restriction when it lies
-    in the interior of the parameter space. A restriction on the boundary
-    (a variance set to 0) gives a mixture of χ² distributions instead; the
-    plain :math:`\chi^2_{df}` p-value is then conservative.
+    in the interior of the parameter space. When the restricted model drops one
+    random effect that the full model integrates out (``random=``), its variance is 0
+    on the boundary and the reference is the mixture
+    :math:`\tfrac12\chi^2_{df-1} + \tfrac12\chi^2_{df}` (``reference`` says so); for
+    other boundary restrictions the plain :math:`\chi^2_{df}` p-value is conservative.
 
     Examples
     --------
@@ -113,7 +118,23 @@ def lrt(restricted, full) -> TestResult:
             f"> {full.loglik:.6g}): expected nested models and converged fits"
         )
     stat = max(stat, 0.0)
-    return TestResult(float(stat), int(df), chi2_sf(stat, df))
+    dropped = _dropped_random_effects(restricted, full)
+    if len(dropped) == 1:
+        # one variance component set to 0 lies on the boundary of its space: the null
+        # distribution is the 50:50 mixture of χ²(df−1) and χ²(df) (Self & Liang 1987)
+        p = 0.5 * (chi2_sf(stat, df - 1) if df > 1 else float(stat <= 0)) + 0.5 * chi2_sf(stat, df)
+        return TestResult(float(stat), int(df), float(p), f"0.5 chi2({df - 1}) + 0.5 chi2({df})")
+    return TestResult(float(stat), int(df), chi2_sf(stat, df), f"chi2({df})")
+
+
+def _dropped_random_effects(restricted, full) -> list[str]:
+    """Random-effect sites integrated out in the full fit and absent from the restricted one."""
+    rf = full.problem.random
+    if rf is None:
+        return []
+    rr = restricted.problem.random
+    kept = set() if rr is None else set(rr.layout.names)
+    return [n for n in rf.layout.names if n not in kept]
 
 
 def _restriction_matrix(res, R, q):

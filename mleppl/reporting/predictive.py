@@ -88,10 +88,15 @@ def evaluate_draws(problem, data, z: np.ndarray, rng_key, *, observed: tuple[str
     layout = problem.layout
     det_names = tuple(name for name, _ in problem.sites.deterministic)
 
+    latent = bool(problem.sites.discrete) or problem.random is not None
+
     def one(zs, key):
         args, kwargs = problem.rebuild(data)
         values = layout.constrain(zs)
-        tr = npa.trace_with_values(problem.prior_free_model, args, kwargs, values)
+        # latent sites (discrete labels, random effects) are drawn from their distributions:
+        # the replicates come from the marginal (population-level) predictive
+        k_lat, key = jax.random.split(key)
+        tr = npa.trace_with_values(problem.prior_free_model, args, kwargs, values, k_lat if latent else None)
         ll = {k: v[0] for k, v in npa.loglik_terms(tr, observed).items()}
         det = {n: tr[n]["value"] for n in det_names}
         rep = npa.replicate_observed(tr, observed, key)

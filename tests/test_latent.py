@@ -1,0 +1,289 @@
+"""Latent variables: random effects integrated out (Laplace, adaptive Gauss–Hermite) and discrete
+latent sites summed out by enumeration, against independent references.
+
+- Gaussian mixed models vs statsmodels ``MixedLM(reml=False)`` (random intercept; correlated
+  random intercept and slope);
+- binomial and Poisson GLMMs vs an independent per-group quadrature written here with scipy;
+- a mixture with an explicit ``Categorical`` label vs the same model with ``MixtureSameFamily``;
+- an HMM vs a NumPy forward algorithm, its smoothing marginals vs NumPy forward–backward.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pandas as pd
+import pytest
+from conftest import assert_rel
+from numpyro.contrib.funsor import markov
+
+import mleppl
+from mleppl import fit_mle
+
+G, M = 25, 8
+RNG = np.random.default_rng(11)
+GROUP = np.repeat(np.arange(G), M)
+X = RNG.normal(size=G * M)
+U = RNG.normal(0, 0.8, G)
+SLOPE = RNG.normal(0, 0.4, G)
+Y_LMM = 1.0 + 0.5 * X + U[GROUP] + SLOPE[GROUP] * X + RNG.normal(0, 1.0, G * M)
+Y_BIN = (RNG.uniform(size=G * M) < 1 / (1 + np.exp(-(-0.3 + 0.8 * X + U[GROUP])))).astype(float)
+Y_POIS = RNG.poisson(np.exp(0.2 + 0.4 * X + 0.6 * U[GROUP])).astype(float)
+
+
+def random_intercept(x, g, y=None):
+    b = numpyro.sample("b", dist.Normal(0, 10).expand([2]).to_event(1))
+    sigma_u = numpyro.sample("sigma_u", dist.HalfNormal(2))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(2))
+    with numpyro.plate("group", G):
+        u = numpyro.sample("u", dist.Normal(0, sigma_u))
+    with numpyro.plate("obs", x.shape[0]):
+        numpyro.sample("y", dist.Normal(b[0] + b[1] * x + u[g], sigma), obs=y)
+
+
+def random_slope(x, g, y=None):
+    b = numpyro.sample("b", dist.Normal(0, 10).expand([2]).to_event(1))
+    tau = numpyro.sample("tau", dist.HalfNormal(2).expand([2]).to_event(1))
+    corr = numpyro.sample("L", dist.LKJCholesky(2))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(2))
+    with numpyro.plate("group", G):
+        u = numpyro.sample("u", dist.MultivariateNormal(jnp.zeros(2), scale_tril=tau[:, None] * corr))
+    with numpyro.plate("obs", x.shape[0]):
+        mean = b[0] + u[g, 0] + (b[1] + u[g, 1]) * x
+        numpyro.sample("y", dist.Normal(mean, sigma), obs=y)
+
+
+def logit_glmm(x, g, y=None):
+    b = numpyro.sample("b", dist.Normal(0, 10).expand([2]).to_event(1))
+    sigma_u = numpyro.sample("sigma_u", dist.HalfNormal(2))
+    with numpyro.plate("group", G):
+        u = numpyro.sample("u", dist.Normal(0, sigma_u))
+    with numpyro.plate("obs", x.shape[0]):
+        numpyro.sample("y", dist.Bernoulli(logits=b[0] + b[1] * x + u[g]), obs=y)
+
+
+def poisson_glmm(x, g, y=None):
+    b = numpyro.sample("b", dist.Normal(0, 10).expand([2]).to_event(1))
+    sigma_u = numpyro.sample("sigma_u", dist.HalfNormal(2))
+    with numpyro.plate("group", G):
+        u = numpyro.sample("u", dist.Normal(0, sigma_u))
+    with numpyro.plate("obs", x.shape[0]):
+        numpyro.sample("y", dist.Poisson(jnp.exp(b[0] + b[1] * x + u[g])), obs=y)
+
+
+@pytest.fixture(scope="module")
+def lmm_fit():
+    return fit_mle(random_intercept, X, GROUP, y=Y_LMM, random=["u"])
+
+
+def _mixedlm(re_formula=None):
+    sm = pytest.importorskip("statsmodels.formula.api")
+    df = pd.DataFrame({"y": Y_LMM, "x": X, "g": GROUP})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sm.mixedlm("y ~ x", df, groups=df["g"], re_formula=re_formula).fit(reml=False)
+
+
+def test_random_intercept_matches_statsmodels_mixedlm(lmm_fit):
+    res, ref = lmm_fit, _mixedlm()
+    assert res.converged and res.n_params == 4
+    # the Laplace approximation is exact for a Gaussian model: the marginal log-likelihood is
+    assert_rel(res.loglik, ref.llf, 1e-9, "log-likelihood")
+    assert_rel(res.params["b"], ref.fe_params.values, 1e-6, "fixed effects")
+    assert_rel(res.params["sigma_u"] ** 2, ref.cov_re.values[0, 0], 1e-5, "variance component")
+    assert_rel(res.params["sigma"] ** 2, ref.scale, 1e-6, "residual variance")
+    assert_rel(res.se["b"], ref.bse_fe.values, 1e-5, "fixed-effect standard errors")
+
+
+def test_random_effects_are_the_conditional_modes_and_sds(lmm_fit):
+    res = lmm_fit
+    re = res.random_effects["u"]
+    assert list(re.columns) == ["mode", "sd"] and len(re) == G
+    su2, s2 = float(res.params["sigma_u"]) ** 2, float(res.params["sigma"]) ** 2
+    b = res.params["b"]
+    resid = Y_LMM - b[0] - b[1] * X
+    # closed form (BLUP): shrunken group mean, conditional variance 1/(n/σ² + 1/σ_u²)
+    prec = M / s2 + 1 / su2
+    mode = np.array([resid[GROUP == j].sum() / s2 for j in range(G)]) / prec
+    assert_rel(re["mode"].to_numpy(), mode, 1e-8, "conditional modes")
+    assert_rel(re["sd"].to_numpy(), np.full(G, np.sqrt(1 / prec)), 1e-8, "conditional sds")
+
+
+@pytest.mark.slow
+def test_correlated_random_slope_matches_statsmodels():
+    res = fit_mle(random_slope, X, GROUP, y=Y_LMM, random=["u"])
+    ref = _mixedlm("~x")
+    assert res.converged
+    assert_rel(res.loglik, ref.llf, 1e-8, "log-likelihood")
+    assert_rel(res.params["b"], ref.fe_params.values, 1e-5, "fixed effects")
+    tril = np.asarray(res.params["tau"])[:, None] * np.asarray(res.params["L"])
+    assert_rel(tril @ tril.T, ref.cov_re.values, 1e-4, "random-effects covariance")
+
+
+def _quadrature_loglik(kind, b0, b1, su):
+    """Marginal log-likelihood by scipy.integrate.quad per group (independent of mleppl)."""
+    from scipy import integrate, special, stats
+
+    total = 0.0
+    for j in range(G):
+        xs = X[GROUP == j]
+        ys = (Y_BIN if kind == "binomial" else Y_POIS)[GROUP == j]
+
+        def integrand(u, xs=xs, ys=ys):
+            eta = b0 + b1 * xs + u
+            if kind == "binomial":
+                ll = np.sum(ys * eta - np.logaddexp(0, eta))
+            else:
+                ll = np.sum(ys * eta - np.exp(eta) - special.gammaln(ys + 1))
+            return np.exp(ll + stats.norm.logpdf(u, 0, su))
+
+        val, _ = integrate.quad(integrand, -12 * su, 12 * su, epsabs=0, epsrel=1e-12, limit=200)
+        total += np.log(val)
+    return total
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind, model, y", [("binomial", logit_glmm, Y_BIN), ("poisson", poisson_glmm, Y_POIS)]
+)
+def test_glmm_adaptive_quadrature_matches_independent_quadrature(kind, model, y):
+    res = fit_mle(model, X, GROUP, y=y, random=["u"], nagq=15)
+    assert res.converged
+    b, su = res.params["b"], float(res.params["sigma_u"])
+    # the marginal log-likelihood at the estimate, integrated independently
+    assert_rel(res.loglik, _quadrature_loglik(kind, b[0], b[1], su), 1e-8, "AGQ log-likelihood")
+    # and the estimate is its maximum: central differences of the independent integral vanish
+    h = 1e-4
+    for k, theta in enumerate([b[0], b[1], su]):
+        up, dn = [b[0], b[1], su], [b[0], b[1], su]
+        up[k], dn[k] = theta + h, theta - h
+        slope = (_quadrature_loglik(kind, *up) - _quadrature_loglik(kind, *dn)) / (2 * h)
+        assert abs(slope) < 1e-4, f"score component {k} of the independent integral: {slope}"
+
+
+@pytest.mark.slow
+def test_laplace_and_quadrature_agree_to_their_approximation_error():
+    lap = fit_mle(logit_glmm, X, GROUP, y=Y_BIN, random=["u"])
+    agq = fit_mle(logit_glmm, X, GROUP, y=Y_BIN, random=["u"], nagq=15)
+    # Laplace is an O(1/n_g) approximation for binary data: close, not equal
+    assert abs(lap.loglik - agq.loglik) < 0.5 and lap.loglik != agq.loglik
+    assert np.allclose(lap.estimate, agq.estimate, atol=0.05)
+
+
+def test_random_effect_fitted_as_a_parameter_warns():
+    with pytest.warns(mleppl.MLEWarning) as record:
+        fit_mle(random_intercept, X, GROUP, y=Y_LMM, max_steps=3)
+    assert any(
+        issubclass(w.category, mleppl.LatentVariableWarning) and "random=['u']" in str(w.message)
+        for w in record
+    )
+
+
+def test_nagq_refused_where_it_does_not_apply():
+    with pytest.raises(ValueError, match="one scalar random effect per group"):
+        fit_mle(random_slope, X, GROUP, y=Y_LMM, random=["u"], nagq=5)
+    with pytest.raises(ValueError, match="expected names of latent continuous sample sites"):
+        fit_mle(random_intercept, X, GROUP, y=Y_LMM, random=["v"])
+
+
+def test_lrt_for_a_variance_component_uses_the_boundary_mixture(lmm_fit):
+    def fixed_only(x, g, y=None):
+        b = numpyro.sample("b", dist.Normal(0, 10).expand([2]).to_event(1))
+        sigma = numpyro.sample("sigma", dist.HalfNormal(2))
+        with numpyro.plate("obs", x.shape[0]):
+            numpyro.sample("y", dist.Normal(b[0] + b[1] * x, sigma), obs=y)
+
+    small = fit_mle(fixed_only, X, GROUP, y=Y_LMM)
+    t = mleppl.lrt(small, lmm_fit)
+    assert t.df == 1 and t.reference == "0.5 chi2(0) + 0.5 chi2(1)"
+    from mleppl.core.stats import chi2_sf
+
+    assert_rel(t.p_value, 0.5 * chi2_sf(t.statistic, 1), 1e-12, "half the χ²(1) tail")
+
+
+# --------------------------------------------------------------------------- discrete latents
+Y_MIX = np.r_[RNG.normal(-2, 1, 40), RNG.normal(3, 1.5, 60)]
+
+
+def mixture_labels(y=None):
+    w = numpyro.sample("w", dist.Dirichlet(jnp.ones(2)))
+    mu = numpyro.sample("mu", dist.Normal(0, 10).expand([2]).to_event(1))
+    s = numpyro.sample("s", dist.HalfNormal(2).expand([2]).to_event(1))
+    with numpyro.plate("n", y.shape[0]):
+        z = numpyro.sample("z", dist.Categorical(w))
+        numpyro.sample("y", dist.Normal(mu[z], s[z]), obs=y)
+
+
+def mixture_marginal(y=None):
+    w = numpyro.sample("w", dist.Dirichlet(jnp.ones(2)))
+    mu = numpyro.sample("mu", dist.Normal(0, 10).expand([2]).to_event(1))
+    s = numpyro.sample("s", dist.HalfNormal(2).expand([2]).to_event(1))
+    with numpyro.plate("n", y.shape[0]):
+        numpyro.sample("y", dist.MixtureSameFamily(dist.Categorical(w), dist.Normal(mu, s)), obs=y)
+
+
+def test_explicit_label_mixture_equals_mixture_same_family():
+    init = {"mu": np.array([-1.0, 1.0])}
+    a = fit_mle(mixture_labels, Y_MIX, init=init)
+    b = fit_mle(mixture_marginal, Y_MIX, init=init)
+    assert a.converged and b.converged
+    assert_rel(a.loglik, b.loglik, 1e-12, "log-likelihood")
+    assert_rel(a.estimate, b.estimate, 1e-9, "estimates")
+    assert_rel(a.bse, b.bse, 1e-8, "standard errors")
+    # responsibilities: closed form at the estimate
+    w, mu, s = (np.asarray(a.params[k]) for k in ("w", "mu", "s"))
+    dens = w * np.exp(-0.5 * ((Y_MIX[:, None] - mu) / s) ** 2) / s
+    assert_rel(a.latent_probabilities()["z"], dens / dens.sum(1, keepdims=True), 1e-10, "responsibilities")
+    # predictive checks work on the marginal fit (labels drawn, then data)
+    draws = a.predictive(0, num_samples=5)
+    assert draws["y"].shape == (5, len(Y_MIX))
+
+
+T, K = 60, 2
+TRANS = np.array([[0.9, 0.1], [0.2, 0.8]])
+STATES = [0]
+for _ in range(T - 1):
+    STATES.append(RNG.choice(K, p=TRANS[STATES[-1]]))
+Y_HMM = np.array([-1.0, 1.5])[STATES] + RNG.normal(0, 0.7, T)
+
+
+def hmm(y=None):
+    p = numpyro.sample("p", dist.Dirichlet(jnp.ones((K, K))).to_event(1))
+    mu = numpyro.sample("mu", dist.Normal(0, 5).expand([K]).to_event(1))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(2))
+    x = 0
+    for t in markov(range(len(y))):
+        x = numpyro.sample(f"x_{t}", dist.Categorical(p[x]))
+        numpyro.sample(f"y_{t}", dist.Normal(mu[x], sigma), obs=y[t])
+
+
+def _forward_backward(p, mu, sigma, y):
+    emit = np.exp(-0.5 * ((y[:, None] - mu) / sigma) ** 2) / (sigma * np.sqrt(2 * np.pi))
+    alpha = np.zeros((len(y), K))
+    c = np.zeros(len(y))
+    a = p[0] * emit[0]  # the chain starts from state 0
+    for t in range(len(y)):
+        if t:
+            a = (alpha[t - 1] @ p) * emit[t]
+        c[t] = a.sum()
+        alpha[t] = a / c[t]
+    beta = np.ones((len(y), K))
+    for t in range(len(y) - 2, -1, -1):
+        beta[t] = p @ (emit[t + 1] * beta[t + 1]) / c[t + 1]
+    return np.sum(np.log(c)), alpha * beta
+
+
+@pytest.mark.slow
+def test_hmm_matches_a_numpy_forward_algorithm():
+    res = fit_mle(hmm, Y_HMM, init={"mu": np.array([-0.5, 0.5])})
+    assert res.converged
+    p, mu, sigma = (np.asarray(res.params[k]) for k in ("p", "mu", "sigma"))
+    loglik, smooth = _forward_backward(p, mu, float(sigma), Y_HMM)
+    assert_rel(res.loglik, loglik, 1e-10, "HMM log-likelihood")
+    probs = res.latent_probabilities()
+    got = np.stack([probs[f"x_{t}"] for t in range(T)])
+    assert_rel(got, smooth, 1e-8, "smoothing marginals")
