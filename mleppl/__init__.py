@@ -8,6 +8,7 @@ core → adapters → model → solvers → uncertainty → reporting → result
 
 from .bayes import compare, fit_nuts, plot_compare
 from .core.cache import clear as clear_cache
+from .core.cache import enable_persistent_cache as _enable_persistent_cache
 from .core.cache import info as cache_info
 from .core.records import FitRecord, Issue
 from .core.status import Status
@@ -31,7 +32,8 @@ from .result import MLEResult
 from .uncertainty.bootstrap import BootstrapResult, bootstrap
 from .uncertainty.robust import COV_KINDS
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+COMPILATION_CACHE_DIR = _enable_persistent_cache()
 
 __all__ = [
     "fit_mle",

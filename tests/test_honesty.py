@@ -379,3 +379,30 @@ def test_compile_cache_is_bounded(monkeypatch):
     assert mleppl.cache_info()["size"] <= cache.MAX_PROGRAMS
     mleppl.clear_cache()
     assert mleppl.cache_info()["size"] == 0
+
+
+# --------------------------------------------------------------------------- outputs that do not mislead
+def scale_and_corr(x, y=None):
+    mu = numpyro.sample("mu", dist.Normal(0, 10).expand([2]).to_event(1))
+    tau = numpyro.sample("tau", dist.HalfNormal(2).expand([2]).to_event(1))
+    corr = numpyro.sample("L", dist.LKJCholesky(2))
+    with numpyro.plate("n", x.shape[0]):
+        numpyro.sample("y", dist.MultivariateNormal(mu, scale_tril=tau[:, None] * corr), obs=y)
+
+
+def test_summary_tests_only_interior_nulls_and_keeps_intervals_in_the_support():
+    yy = RNG.multivariate_normal([1.0, -1.0], [[1.0, 0.6], [0.6, 2.0]], size=200)
+    res = fit_mle(scale_and_corr, np.zeros(200), y=yy)
+    t = res.summary()
+    # locations: ordinary z-tests; scales (0 on the boundary) and fixed Cholesky entries: none
+    assert np.isfinite(t.loc[["mu[0]", "mu[1]"], "z"]).all()
+    assert t.loc[["tau[0]", "tau[1]"], ["z", "p_value"]].isna().all().all()
+    assert t.loc[["L[0,0]", "L[0,1]"], ["z", "p_value"]].isna().all().all()
+    assert not np.isinf(t["z"]).any()
+    # scale intervals stay inside (0, ∞): built on the log scale
+    assert (t.loc[["tau[0]", "tau[1]"], "ci_lower"] > 0).all()
+    se_log = res.se["tau"] / res.params["tau"]
+    # se(log τ) from the delta method vs from the unconstrained covariance: equal up to the
+    # roundoff of the Jacobian round trip (2e-9 measured)
+    expected = res.params["tau"][0] * np.exp(-1.959963984540054 * se_log[0])
+    assert_rel(t.loc["tau[0]", "ci_lower"], expected, 1e-7, "log-scale interval")

@@ -74,9 +74,11 @@ def test_logit_endpoints_against_statsmodels_offset_fits(rng):
 def test_unconstrained_wald_stays_in_support():
     y = np.array([0.1, 0.2, 3.0])
     res = fit_mle(exponential, y=y)
-    c = res.conf_int()
+    c = res.conf_int(scale="constrained")
     u = res.conf_int(scale="unconstrained")
     assert c.loc["rate", "lower"] < 0 < u.loc["rate", "lower"]
+    # the default keeps bounded parameters inside their support: the unconstrained-scale interval
+    np.testing.assert_allclose(res.conf_int().to_numpy(), u.to_numpy())
     # the interval on log(rate), mapped back by exp
     z, se = float(res.z[0]), math.sqrt(res.cov_z[0, 0])
     assert_rel(
@@ -127,7 +129,7 @@ def test_non_elementwise_site_is_nan_with_warning():
     assert np.all(np.isnan(ci.loc[["p[0]", "p[1]", "p[2]"]].to_numpy()))
     assert np.all(np.isfinite(ci.loc["s"].to_numpy()))
     # unconstrained Wald falls back to the constrained scale for the simplex
-    u, c = res.conf_int(scale="unconstrained"), res.conf_int()
+    u, c = res.conf_int(scale="unconstrained"), res.conf_int(scale="constrained")
     np.testing.assert_allclose(u.loc["p[0]"].to_numpy(), c.loc["p[0]"].to_numpy())
 
 

@@ -54,3 +54,35 @@ def items() -> list[tuple]:
     """A snapshot of ``(key, program)`` pairs, least recently used first (for tests and tools)."""
     with _lock:
         return list(_store.items())
+
+
+def enable_persistent_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache in a user cache folder, unless the user chose.
+
+    A second process's first fit of the same model then loads the compiled program instead
+    of compiling it (measured ~0.7 s vs ~3.7 s). Respected as they are: a cache folder
+    already set (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``); ``MLEPPL_COMPILATION_CACHE=0``
+    turns this off; ``MLEPPL_COMPILATION_CACHE=<folder>`` picks the folder. Returns the
+    folder in use (None when off).
+    """
+    import os
+
+    import jax
+
+    choice = os.environ.get("MLEPPL_COMPILATION_CACHE", "")
+    if choice.lower() in ("0", "off", "false", "no"):
+        return None
+    current = jax.config.jax_compilation_cache_dir
+    if current:
+        return current
+    folder = choice or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "mleppl", "jax"
+    )
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError:  # a read-only home: go on without the cache
+        return None
+    jax.config.update("jax_compilation_cache_dir", folder)
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return folder

@@ -58,6 +58,7 @@ def fit_mle(
     n_starts: int = 1,
     random=None,
     nagq: int = 1,
+    coords: dict | None = None,
     **kwargs,
 ) -> MLEResult:
     r"""Maximum-likelihood fit of an unmodified NumPyro model.
@@ -93,6 +94,18 @@ def fit_mle(
     tol : float
         Convergence when the Newton decrement satisfies ``λ²/2 ≤ tol`` at a
         positive-definite Hessian.
+    coords : dict, optional
+        Names for the entries of vector sites, as ArviZ's ``coords``:
+        ``{"beta": X.columns}`` labels ``summary()``, ``conf_int()``, ``param_names``
+        and the DataTree with ``beta[age]``, ``beta[sex]``, …
+    random : list of str, optional
+        Sites to integrate out of the likelihood (random effects): the Laplace
+        approximation, or adaptive Gauss–Hermite quadrature with ``nagq > 1``;
+        ``res.loglik`` is then the marginal log-likelihood and ``res.random_effects``
+        holds the conditional modes. See the latent-variables guide.
+    nagq : int
+        Quadrature points per group for one scalar random effect per group
+        (lme4's ``nAGQ``); 1 means Laplace.
     n_starts : int
         Number of starts (default 1). With more, all are fitted in one
         vmapped program, the best optimum is returned, ``res.optima`` lists
@@ -155,6 +168,7 @@ def fit_mle(
     with single_threaded_blas():
         key = as_rng_key(rng_key)
         problem = _bind(model, args, kwargs, key, init or {}, random=random, nagq=nagq)
+        problem = _with_coords(problem, coords)
         _warn_random_like(problem, key)
         init = check_init(init or {}, problem)
         meth = resolve_method(method, problem.nobs, problem.layout.size)
@@ -171,6 +185,31 @@ def fit_mle(
         if n_starts == 1 and (issues or not succeeded(int(out[0].status))):
             out, issues = _verify(problem, init, key, meth, steps, float(tol), scale, out, issues)
         return MLEResult(**assemble(problem, meth, *out, optima=optima, issues=issues))
+
+
+def _with_coords(problem, coords):
+    """Named coordinates (ArviZ's vocabulary): ``{"beta": ["age", "sex"]}`` labels ``beta``'s entries."""
+    if coords is None:
+        return problem
+    if not isinstance(coords, dict):
+        raise TypeError(f"coords: expected a dict of site name -> labels, got {type(coords).__name__}")
+    shapes = {s.name: s.shape for s in problem.sites.free}
+    out = []
+    for name, labels in coords.items():
+        if name not in shapes:
+            raise ValueError(
+                f"coords: unknown site '{name}'; expected one of the free sites {sorted(shapes)}"
+            )
+        labels = [str(v) for v in (labels.tolist() if hasattr(labels, "tolist") else list(labels))]
+        if len(shapes[name]) != 1 or len(labels) != shapes[name][0]:
+            raise ValueError(
+                f"coords['{name}']: expected {shapes[name][0] if len(shapes[name]) == 1 else 'a vector site and'} "
+                f"labels for site shape {shapes[name]}, got {len(labels)}"
+            )
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"coords['{name}']: expected distinct labels, got {labels}")
+        out.append((name, tuple(labels)))
+    return problem._replace(layout=problem.layout._replace(coords=tuple(out)))
 
 
 def _check_random(random, nagq) -> tuple:

@@ -32,8 +32,15 @@ def summary_table(rec, *, level: float = 0.95, include_deterministic: bool = Fal
             se = np.concatenate([se, np.ravel(rec.deterministic_se[name])])
     with np.errstate(divide="ignore", invalid="ignore"):
         z = est / se
+    # a z-test of θ = 0 means something only where 0 is an interior point of the support
+    # (a scale tested against 0 gives z = √(2n)); an entry fixed by its constraint (se = 0,
+    # e.g. the unit diagonal of a correlation Cholesky factor) has no test either
+    interior = np.r_[_interior_null(rec), np.ones(len(est) - len(rec.param_names), bool)]
+    z = np.where(interior & (se > 0), z, np.nan)
     p = 2.0 * normal_sf(np.abs(z))
     lo, hi = _wald(est, se, level)
+    k = len(rec.param_names)
+    lo[:k], hi[:k] = _wald_auto(rec, level)
     return pd.DataFrame(
         {"estimate": est, "se": se, "z": z, "p_value": p, "ci_lower": lo, "ci_upper": hi},
         index=pd.Index(names, name="parameter"),
@@ -41,6 +48,30 @@ def summary_table(rec, *, level: float = 0.95, include_deterministic: bool = Fal
 
 
 CONF_INT_METHODS = ("wald", "profile", "bootstrap")
+
+
+def _interior_null(rec) -> np.ndarray:
+    """Per flat parameter: the site's support is all of R (0 is an interior null)."""
+    return np.array(
+        [
+            not b.site.bounded
+            for b in rec.problem.layout.blocks()
+            for _ in range(b.theta.stop - b.theta.start)
+        ],
+        bool,
+    )
+
+
+def _wald_auto(rec, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Wald intervals that stay inside the support: on the optimizer's scale mapped back for
+    bounded sites with an elementwise bijection (a scale, a probability), constrained-scale
+    θ̂ ± z·se elsewhere."""
+    lo, hi = _wald(rec.estimate, rec.bse, level)
+    bounded = ~_interior_null(rec) & (rec.problem.layout.elementwise_coords() >= 0)
+    if bounded.any():
+        lo_u, hi_u = _wald_unconstrained(rec, level)
+        lo, hi = np.where(bounded, lo_u, lo), np.where(bounded, hi_u, hi)
+    return lo, hi
 
 
 def _wald_unconstrained(rec, level: float) -> tuple[np.ndarray, np.ndarray]:
@@ -76,10 +107,13 @@ def conf_int(rec, *, level: float = 0.95, method: str = "wald", **options) -> pd
         (:func:`mleppl._profile.profile_conf_int`). ``"bootstrap"``: from
         :func:`mleppl.bootstrap` draws.
     **options
-        ``method="wald"``: ``scale="constrained"`` (default, as statsmodels) or
-        ``"unconstrained"`` (the interval :math:`\hat z \pm z\,\mathrm{se}_z`
-        on the optimizer's scale mapped back through each site's bijection, so
-        it stays inside the support; sites whose bijection is not elementwise
+        ``method="wald"``: ``scale="auto"`` (default: parameters with an unbounded
+        support get :math:`\hat\theta \pm z\,\mathrm{se}` as statsmodels reports
+        them; bounded ones, such as scales and probabilities, the interval built on
+        the optimizer's scale and mapped back, so that it stays inside the support),
+        ``"constrained"`` (:math:`\hat\theta \pm z\,\mathrm{se}` for every
+        parameter) or ``"unconstrained"`` (:math:`\hat z \pm z\,\mathrm{se}_z` mapped
+        back through each site's bijection; sites whose bijection is not elementwise
         keep the constrained-scale interval).
         ``method="bootstrap"``: ``boot=`` an existing :class:`BootstrapResult`,
         or ``n_boot=`` (default 1000), ``kind=``, ``rng_key=`` to draw one;
@@ -99,7 +133,9 @@ def conf_int(rec, *, level: float = 0.95, method: str = "wald", **options) -> pd
     ...     with numpyro.plate("n", y.shape[0]):
     ...         numpyro.sample("y", dist.Exponential(rate), obs=y)
     >>> res = fit_mle(model, y=np.array([0.1, 0.2, 3.0]))
-    >>> bool(res.conf_int().loc["rate", "lower"] < 0)   # constrained-scale Wald leaves the support
+    >>> bool(res.conf_int(scale="constrained").loc["rate", "lower"] < 0)   # leaves the support
+    True
+    >>> bool(res.conf_int().loc["rate", "lower"] > 0)   # the default stays inside it
     True
     >>> bool(res.conf_int(scale="unconstrained").loc["rate", "lower"] > 0)
     True
@@ -114,13 +150,15 @@ def conf_int(rec, *, level: float = 0.95, method: str = "wald", **options) -> pd
         return profile_conf_int(rec, level=level)
     if method == "bootstrap":
         return bootstrap_conf_int(rec, level=level, **options)
-    scale = options.pop("scale", "constrained")
+    scale = options.pop("scale", "auto")
     if options:
         raise TypeError(f"conf_int(method='wald'): unexpected options {sorted(options)}")
-    if scale == "constrained":
+    if scale == "auto":
+        lo, hi = _wald_auto(rec, level)
+    elif scale == "constrained":
         lo, hi = _wald(rec.estimate, rec.bse, level)
     elif scale == "unconstrained":
         lo, hi = _wald_unconstrained(rec, level)
     else:
-        raise ValueError(f"scale: expected 'constrained' or 'unconstrained', got {scale!r}")
+        raise ValueError(f"scale: expected 'auto', 'constrained' or 'unconstrained', got {scale!r}")
     return pd.DataFrame({"lower": lo, "upper": hi}, index=index)
