@@ -261,10 +261,18 @@ def _with_random(problem: Problem, tr: dict, nagq: int) -> Problem:
 
 def random_effect_like(problem: Problem, rng_key) -> list[str]:
     """Free plated sites whose distribution depends on other parameters (see the adapter)."""
+    dims = dict(problem.sites.dims)
+    free = problem.sites.free
+    plated = [s for s in free if s.kind == "sample" and any(d is not None for d in dims.get(s.name, ()))]
+    if not plated or len(free) < 2:
+        return []
     args, kwargs = problem.rebuild(problem.data)
     model = problem.require_model()
-    tr = npa.trace_model(model, args, kwargs, rng_key)
-    return npa.dependent_plated(model, args, kwargs, tr, problem.sites.free, rng_key)
+    try:
+        tr = npa.trace_model(model, args, kwargs, rng_key)
+        return npa.dependent_plated(model, args, kwargs, tr, free, rng_key)
+    except Exception:  # noqa: BLE001 - advisory: a model that cannot be re-traced this way is not judged
+        return []
 
 
 def nonfinite_args(labels, data) -> list[str]:
