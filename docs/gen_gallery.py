@@ -4,7 +4,8 @@ Run ``make demo`` (or ``python -m models --out report``) first, then
 ``python docs/gen_gallery.py [report]``: the page takes each model's
 likelihood from its module docstring, its fit summary from
 ``report/<model>.csv``, and copies the predictive-check PNGs into
-``docs/gallery/``.
+``docs/gallery/``. A model without a CSV in the report folder (e.g. after
+``python -m models --only NAME``) keeps its section from the current page.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ def section(name: str, report: Path, images: Path) -> str:
     return "\n".join(out)
 
 
+def existing_sections(text: str) -> dict[str, str]:
+    """The current page's sections by model name (each from its ``## name`` heading on)."""
+    parts = text.split("\n## ")[1:]
+    return {p.split("\n", 1)[0].strip(): "## " + p.rstrip("\n") + "\n" for p in parts}
+
+
 def main(report: str = "report") -> None:
     rep = ROOT / report
     images = ROOT / "docs" / "gallery"
@@ -66,8 +73,18 @@ def main(report: str = "report") -> None:
         "The independent reference each fit is tested against is in `tests/test_models_reference.py`.",
         "",
     ]
-    text = "\n".join(head + [section(n, rep, images) for n in NAMES])
-    (ROOT / "docs" / "gallery.md").write_text(text)
+    page = ROOT / "docs" / "gallery.md"
+    old = existing_sections(page.read_text()) if page.exists() else {}
+    sections = []
+    for n in NAMES:
+        if (rep / f"{n}.csv").exists():
+            sections.append(section(n, rep, images))
+        elif n in old:
+            sections.append(old[n])
+        else:
+            raise FileNotFoundError(f"{rep / (n + '.csv')}: run `python -m models --only {n}` first")
+    text = "\n".join(head + sections)
+    page.write_text(text)
     print(f"wrote docs/gallery.md ({len(NAMES)} models)")
 
 

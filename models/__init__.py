@@ -33,6 +33,10 @@ NAMES = (
     "zero_inflated_poisson",
     "gaussian_mixture",
     "neural_network",
+    "random_slope_lmm",
+    "poisson_glmm",
+    "label_mixture",
+    "gaussian_hmm",
 )
 
 

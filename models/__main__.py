@@ -60,7 +60,7 @@ def fit_one(name: str):
     t0 = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MLEWarning)
-        res = fit_mle(mod.model, *ex.args, init=ex.init, **ex.kwargs)
+        res = fit_mle(mod.model, *ex.args, init=ex.init, **ex.fit_options, **ex.kwargs)
     return mod, ex, res, time.perf_counter() - t0, [f"{w.category.__name__}: {w.message}" for w in caught]
 
 

@@ -28,6 +28,7 @@ class Example:
     observed: str = "y"  # keyword carrying the observed data
     init: dict | None = None  # start values, for models whose default start is poor
     reference: str = ""  # the independent check in tests/test_models_reference.py
+    fit_options: dict = field(default_factory=dict)  # extra fit_mle options, e.g. {"random": ["u"]}
 
 
 def design(df: pd.DataFrame, columns: list[str], *, const: bool = True):

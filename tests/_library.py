@@ -14,12 +14,25 @@ import jax.numpy as jnp
 import numpy as np
 
 from mleppl import fit_mle, negloglik
+from mleppl.model.problem import bind
 from models import load_module
 
 # Simulated sample sizes for the recovery checks: large enough that the
 # asymptotic normal approximation is good, small enough to keep the suite fast.
-N_SIM = {"ar1": 1500, "nonlinear_regression": 400, "neural_network": 4000}
+N_SIM = {
+    "ar1": 1500,
+    "nonlinear_regression": 400,
+    "neural_network": 4000,
+    # marginal likelihoods (random effects integrated out) cost more per evaluation: fewer groups
+    "random_slope_lmm": 480,  # 40 animals × 12 weeks
+    "poisson_glmm": 400,  # 100 patients × 4 visits
+    "label_mixture": 1000,
+    "gaussian_hmm": 400,
+}
 N_SIM_DEFAULT = 2000
+# compile-heavy marginal models (Laplace/quadrature programs take ~10 s to compile): their
+# simulated-data checks run in `make test-slow`; their bundled-data checks stay in `make test`
+SLOW_SIMULATION = {"random_slope_lmm", "poisson_glmm"}
 
 
 @functools.cache
@@ -27,8 +40,13 @@ def bundled(name: str):
     """(module, Example, MLEResult) for a model on its bundled data."""
     mod = load_module(name)
     ex = mod.load()
-    res = fit_mle(mod.model, *ex.args, init=ex.init, **ex.kwargs)
+    res = fit_mle(mod.model, *ex.args, init=ex.init, **ex.fit_options, **ex.kwargs)
     return mod, ex, res
+
+
+def fit_options(name: str) -> dict:
+    """Extra ``fit_mle`` options of a model (``random=``, ``nagq=``), from its bundled Example."""
+    return load_module(name).load().fit_options
 
 
 class TraceCounter:
@@ -60,7 +78,7 @@ def sim_init(mod, name: str, args: tuple, kwargs: dict):
     the truth where the likelihood is multimodal (a start in the right basin), else the default."""
     if name == "ar1":
         return mod.initial(*args, **kwargs)
-    if name in ("nonlinear_regression", "neural_network"):
+    if name in ("nonlinear_regression", "neural_network", "gaussian_hmm"):
         return {k: np.asarray(v, dtype=float) for k, v in mod.TRUE.items()}
     return None
 
@@ -71,7 +89,7 @@ def simulated(name: str, seed: int = 0):
     mod = load_module(name)
     n = N_SIM.get(name, N_SIM_DEFAULT)
     args, kwargs = as_float64(mod.simulate(jax.random.PRNGKey(seed), n))
-    res = fit_mle(counted(name), *args, init=sim_init(mod, name, args, kwargs), **kwargs)
+    res = fit_mle(counted(name), *args, init=sim_init(mod, name, args, kwargs), **fit_options(name), **kwargs)
     return args, kwargs, res
 
 
@@ -80,6 +98,11 @@ def gradient_fn(name: str):
     """Jitted gradient of the bundled-data negative log-likelihood over z."""
     mod, ex, _ = bundled(name)
     with jax.enable_x64(True):
+        if ex.fit_options:
+            # a marginal likelihood (random effects integrated out): the bound problem's objective,
+            # which is what fit_mle optimizes (``negloglik`` has no ``random=``)
+            problem = bind(mod.model, ex.args, ex.kwargs, jax.random.PRNGKey(0), **ex.fit_options)
+            return jax.jit(jax.grad(lambda z: problem.negloglik(z, problem.data)))
         nll = negloglik(mod.model, *ex.args, **ex.kwargs)
         return jax.jit(jax.grad(nll.fun))
 

@@ -32,9 +32,11 @@ import pytest
 from _library import (
     N_SIM,
     N_SIM_DEFAULT,
+    SLOW_SIMULATION,
     as_float64,
     bundled,
     counted,
+    fit_options,
     gradient,
     gradient_fn,
     sim_init,
@@ -102,7 +104,9 @@ def _flat_truth(mod, res) -> np.ndarray:
     return np.concatenate([np.ravel(np.asarray(mod.TRUE[k], dtype=float)) for k in res.params])
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SIMULATION else n for n in NAMES]
+)
 def test_recovers_true_parameters_on_simulated_data(name):
     mod = load_module(name)
     _, _, res = simulated(name)
@@ -120,7 +124,9 @@ def test_recovers_true_parameters_on_simulated_data(name):
     )
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_SIMULATION else n for n in NAMES]
+)
 def test_second_fit_of_same_shapes_does_not_retrace(name):
     mod = load_module(name)
     simulated(name)  # first fit through the counting wrapper: compiles
@@ -128,7 +134,7 @@ def test_second_fit_of_same_shapes_does_not_retrace(name):
     first = wrapper.traced
     assert first > 0, f"{name}: the counting wrapper never saw a traced call"
     args, kwargs = as_float64(mod.simulate(jax.random.PRNGKey(1), N_SIM.get(name, N_SIM_DEFAULT)))
-    res = fit_mle(wrapper, *args, init=sim_init(mod, name, args, kwargs), **kwargs)
+    res = fit_mle(wrapper, *args, init=sim_init(mod, name, args, kwargs), **fit_options(name), **kwargs)
     assert res.converged
     assert wrapper.traced == first, f"{name}: retraced {wrapper.traced - first} time(s) on a second fit"
 

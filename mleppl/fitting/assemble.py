@@ -13,6 +13,7 @@ import warnings
 import jax.numpy as jnp
 import numpy as np
 
+from ..core import cache
 from ..core.records import InverseInformation, frozen_array, frozen_dict
 from ..core.sites import split_flat
 from ..core.status import Status, succeeded
@@ -179,7 +180,11 @@ def _random_effects(problem, z) -> dict:
         return {}
     import jax
 
-    theta, sd = jax.device_get(jax.jit(lambda zz: latent.conditional(problem, zz, problem.data))(z))
+    pr = problem.static()
+    prog = cache.get_or_build(
+        (*pr.structure_key, "conditional"), lambda: jax.jit(lambda zz, data: latent.conditional(pr, zz, data))
+    )
+    theta, sd = jax.device_get(prog(z, problem.data))
     layout = problem.random.layout
     return {
         "random_modes": frozen_dict(layout.split(np.asarray(theta))),

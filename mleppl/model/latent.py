@@ -46,6 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..adapters import numpyro as npa
+from ..core import cache
 from ..core.sites import Layout
 
 __all__ = ["RandomSpec", "DENSE_MAX", "random_spec", "laplace_negloglik", "inner_mode", "conditional"]
@@ -315,7 +316,6 @@ def _block_diagonal(problem, z0, data) -> bool:
     v = jnp.asarray(0.1 * rng.normal(size=spec.size))
     r = jnp.asarray(rng.normal(size=spec.size))
 
-    @jax.jit
     def check(z0, v, r, data):
         grad_v = jax.grad(lambda vv: joint_logdensity(problem, z0, vv, data))
         full = jax.jvp(grad_v, (v,), (r,))[1]
@@ -323,7 +323,11 @@ def _block_diagonal(problem, z0, data) -> bool:
         approx = _scatter(jnp.einsum("gij,gj->gi", blocks, _gather(r, spec)), spec)
         return jnp.max(jnp.abs(full - approx)), jnp.max(jnp.abs(full))
 
-    err, scale = check(z0, v, r, data)
+    problem = problem.static()
+
+    pr = problem.static()
+    prog = cache.get_or_build((*pr.structure_key, "block-check"), lambda: jax.jit(check))
+    err, scale = prog(z0, v, r, data)
     return bool(err <= 1e-8 * (float(scale) + 1e-300))
 
 
@@ -333,7 +337,7 @@ def _observation_groups(problem, z0, data) -> tuple:
     rng = np.random.default_rng(1)
     v = jnp.asarray(0.1 * rng.normal(size=spec.size))
 
-    def terms(vv):
+    def terms(vv, data):
         args, kwargs = problem.rebuild(data)
         values = {**problem.layout.constrain(z0), **spec.layout.constrain(vv)}
         tr = npa.trace_with_values(problem.prior_free_model, args, kwargs, values)
@@ -341,7 +345,15 @@ def _observation_groups(problem, z0, data) -> tuple:
 
     ones = jnp.ones(spec.size)
     ids = jnp.asarray(spec.groups, dtype=jnp.float64) + 1.0
-    d1, d2 = jax.jit(lambda v: (jax.jvp(terms, (v,), (ones,))[1], jax.jvp(terms, (v,), (ids,))[1]))(v)
+
+    def both(v, data):
+        return jax.jvp(lambda vv: terms(vv, data), (v,), (ones,))[1], jax.jvp(
+            lambda vv: terms(vv, data), (v,), (ids,)
+        )[1]
+
+    problem = problem.static()
+    prog = cache.get_or_build((*problem.structure_key, "obs-groups"), lambda: jax.jit(both))
+    d1, d2 = prog(v, data)
     out = []
     for name in problem.sites.observed:
         a, b = np.asarray(d1[name]), np.asarray(d2[name])

@@ -77,5 +77,12 @@ def latent_probabilities(rec, sites=None) -> dict:
             problem.sites.max_plate_nesting,
         )
 
-    out = jax.device_get(jax.jit(probs)())
+    try:
+        out = jax.device_get(jax.jit(probs)())
+    except (TypeError, ValueError) as e:
+        raise ValueError(
+            f"latent_probabilities: the posterior of {names} could not be formed ({e}); sites inside "
+            "numpyro.contrib.control_flow.scan are not supported yet: write the chain with one site "
+            "per step (numpyro.contrib.funsor.markov) for its smoothing marginals"
+        ) from e
     return {n: np.asarray(out[n]) for n in names}
