@@ -70,6 +70,7 @@ else:
     def model(x, g, y=None):
         b = numpyro.sample("b", dist.Normal(0, 10).expand([2]).to_event(1))
         su = numpyro.sample("sigma_u", dist.HalfNormal(2))
+        s = numpyro.sample("sigma", dist.HalfNormal(2)) if kind != "logit" else None
         with numpyro.plate("group", G):
             u = numpyro.sample("u", dist.Normal(0, su))
         with numpyro.plate("obs", x.shape[0]):
@@ -77,7 +78,6 @@ else:
             if kind == "logit":
                 numpyro.sample("y", dist.Bernoulli(logits=eta), obs=y)
             else:
-                s = numpyro.sample("sigma", dist.HalfNormal(2))
                 numpyro.sample("y", dist.Normal(eta, s), obs=y)
     def fit():
         r = mleppl.fit_mle(model, x, g, y=y, random=["u"])
