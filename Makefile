@@ -49,6 +49,8 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_logistic.py
 	$(PY) benchmarks/bench_uncertainty.py
+	$(PY) benchmarks/bench_latent.py
+	$(PY) benchmarks/bench_nls.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -178,7 +178,7 @@ def write(rows, out: Path, elapsed: float) -> None:
         "",
         "Agreement with statsmodels (max relative difference) and peak resident memory (MB):",
         "",
-        "| n | p | estimates | standard errors | |Δ loglik| | sklearn max |Δβ| | RSS statsmodels | RSS mleppl | RSS sklearn |",
+        "| n | p | estimates | standard errors | \\|Δ loglik\\| | sklearn max \\|Δβ\\| | RSS statsmodels | RSS mleppl | RSS sklearn |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -216,12 +216,12 @@ def _objective(pr, kind: str):
         pr = pr.static()
         return lambda z, w, data: -jnp.sum(unit_loglik(pr, spec, z, data, w))
     pr = pr.static()
-    model = pr.prior_free_model
+    model = pr.require_model()
 
     def nll(z, ystar, data):
-        args, kwargs = pr.rebuild(data)
-        ll, _ = npa.log_density(npa.replace_observed(model, ystar), args, kwargs, pr.layout.constrain(z))
-        return -ll
+        # the same objective (marginal too: random effects and discrete latents integrated
+        # out) with the simulated data at the observed sites
+        return pr._replace(model=npa.replace_observed(model, ystar)).negloglik(z, data)
 
     return nll
 
@@ -248,6 +248,8 @@ def _simulate(rec, key, size: int) -> dict:
 
 
 def _acceleration(rec) -> np.ndarray:
+    if rec.problem.random is not None or rec.problem.sites.discrete:  # no per-unit scores
+        return np.full(len(rec.param_names), np.nan)
     try:
         s = scores(rec.problem, rec.z)
     except ValueError:
@@ -268,6 +270,12 @@ def _positive_int(name: str, value, *, none_ok: bool = False):
 def _check(rec, n_boot, kind, chunk_size):
     if not isinstance(rec, FitRecord) or rec.problem is None:
         raise TypeError(f"res: expected an MLEResult from mleppl.fit_mle, got {type(rec).__name__}")
+    marginal = rec.problem.random is not None or bool(rec.problem.sites.discrete)
+    if marginal and kind == "nonparametric":
+        raise ValueError(
+            "kind='nonparametric': a marginal fit (random effects or discrete latents summed out) has "
+            "no per-observation log-likelihood terms to resample; expected kind='parametric'"
+        )
     _positive_int("n_boot", n_boot)
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")

@@ -79,6 +79,12 @@ def cov_z_of_kind(rec, kind: str, groups=None) -> InverseInformation:
     if kind == "oim":
         return inv
     problem = rec.problem
+    if problem.random is not None or problem.sites.discrete:
+        raise ValueError(
+            f"kind={kind!r}: a marginal fit (random effects or discrete latents summed out) has no "
+            "per-observation scores yet; expected kind='oim' (the inverse observed information of "
+            "the marginal likelihood)"
+        )
     s = scores(problem, rec.z)
     weights = unit_weights(problem, observation_units(problem))
     n = int(np.count_nonzero(weights))
