@@ -33,6 +33,8 @@ N_SIM_DEFAULT = 2000
 # compile-heavy marginal models (Laplace/quadrature programs take ~10 s to compile): their
 # simulated-data checks run in `make test-slow`; their bundled-data checks stay in `make test`
 SLOW_SIMULATION = {"random_slope_lmm", "poisson_glmm"}
+# the latent-variable models run their derivative and plotting checks there too
+SLOW_CHECKS = {"random_slope_lmm", "poisson_glmm", "gaussian_hmm", "label_mixture"}
 
 
 @functools.cache

@@ -83,13 +83,23 @@ def test_masked_nonfinite_observation_is_allowed(data):
     np.testing.assert_allclose(res.params["beta"], b, rtol=1e-8)
 
 
-def test_discrete_latent_site_must_be_marginalized():
+def test_discrete_latent_site_is_summed_out_and_a_latent_count_is_refused():
     def mixture(y=None):
         z = numpyro.sample("z", dist.Bernoulli(0.5))
         numpyro.sample("y", dist.Normal(z * 3.0, 1.0), obs=y)
 
-    with pytest.raises(ValueError, match=r"site 'z' is a discrete latent.*must be marginalized"):
-        fit_mle(mixture, y=np.array(1.0))
+    res = fit_mle(mixture, y=np.array(1.0))
+    dens = 0.5 * np.exp(-0.5 * 1.0**2) + 0.5 * np.exp(-0.5 * 2.0**2)
+    assert res.n_params == 0 and abs(res.loglik - np.log(dens / np.sqrt(2 * np.pi))) < 1e-12
+
+    def latent_count(y=None):
+        k = numpyro.sample("k", dist.Poisson(2.0))
+        numpyro.sample("y", dist.Normal(k, 1.0), obs=y)
+
+    with pytest.raises(
+        ValueError, match=r"site 'k' is a discrete latent variable \(Poisson\) without a finite"
+    ):
+        fit_mle(latent_count, y=np.array(1.0))
 
 
 def test_data_shape_disagrees_with_plate(data):

@@ -367,8 +367,8 @@ def test_fits_from_four_threads_and_blas_restored():
 def test_compile_cache_is_bounded(monkeypatch):
     from mleppl.core import cache
 
-    monkeypatch.setattr(cache, "MAX_PROGRAMS", 3)
-    for k in range(cache.MAX_PROGRAMS + 3):
+    monkeypatch.setattr(cache, "MAX_PROGRAMS", 2)
+    for k in range(cache.MAX_PROGRAMS + 2):
 
         def model(x, y=None, k=k):  # a fresh closure each time: a new cache key
             b = numpyro.sample("b", dist.Normal(0, 10))

@@ -174,6 +174,7 @@ def test_laplace_and_quadrature_agree_to_their_approximation_error():
     assert np.allclose(lap.estimate, agq.estimate, atol=0.05)
 
 
+@pytest.mark.slow
 def test_random_effect_fitted_as_a_parameter_warns():
     with pytest.warns(mleppl.MLEWarning) as record:
         fit_mle(random_intercept, X, GROUP, y=Y_LMM, max_steps=3)
@@ -190,6 +191,7 @@ def test_nagq_refused_where_it_does_not_apply():
         fit_mle(random_intercept, X, GROUP, y=Y_LMM, random=["v"])
 
 
+@pytest.mark.slow
 def test_lrt_for_a_variance_component_uses_the_boundary_mixture(lmm_fit):
     def fixed_only(x, g, y=None):
         b = numpyro.sample("b", dist.Normal(0, 10).expand([2]).to_event(1))
@@ -289,6 +291,7 @@ def test_hmm_matches_a_numpy_forward_algorithm():
     assert_rel(got, smooth, 1e-8, "smoothing marginals")
 
 
+@pytest.mark.slow
 def test_parametric_bootstrap_of_a_marginal_fit(lmm_fit):
     boot = mleppl.bootstrap(lmm_fit, 40, kind="parametric", rng_key=2)
     assert boot.n_failed == 0 and boot.draws["sigma_u"].shape == (40,)
@@ -301,6 +304,7 @@ def test_parametric_bootstrap_of_a_marginal_fit(lmm_fit):
         lmm_fit.with_cov("hc0")
 
 
+@pytest.mark.slow
 def test_profile_interval_of_a_variance_component(lmm_fit):
     ci = lmm_fit.conf_int(method="profile")
     lo, hi = ci.loc["sigma_u"]

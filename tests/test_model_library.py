@@ -32,6 +32,7 @@ import pytest
 from _library import (
     N_SIM,
     N_SIM_DEFAULT,
+    SLOW_CHECKS,
     SLOW_SIMULATION,
     as_float64,
     bundled,
@@ -60,7 +61,9 @@ def test_converged_on_bundled_data(name):
     assert all(np.all(np.isfinite(v)) for v in res.se.values()), f"{name}: non-finite standard errors"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CHECKS else n for n in NAMES]
+)
 def test_gradient_vanishes_at_optimum(name):
     _, _, res = bundled(name)
     g = gradient(name, res.z)
@@ -68,7 +71,9 @@ def test_gradient_vanishes_at_optimum(name):
     assert decrement < DECREMENT, f"{name}: gᵀH⁻¹g = {decrement:.3g}, max|g| = {np.max(np.abs(g)):.3g}"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CHECKS else n for n in NAMES]
+)
 def test_hessian_positive_definite(name):
     _, _, res = bundled(name)
     h = np.asarray(res.hessian)
@@ -78,7 +83,9 @@ def test_hessian_positive_definite(name):
     np.linalg.cholesky(h)  # raises if not numerically positive definite (Longley: condition 2e19)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CHECKS else n for n in NAMES]
+)
 def test_ad_hessian_matches_finite_differences(name):
     _, _, res = bundled(name)
     z = np.asarray(res.z, dtype=float)
@@ -139,7 +146,9 @@ def test_second_fit_of_same_shapes_does_not_retrace(name):
     assert wrapper.traced == first, f"{name}: retraced {wrapper.traced - first} time(s) on a second fit"
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CHECKS else n for n in NAMES]
+)
 def test_predictive_check_renders(name, tmp_path):
     import matplotlib.pyplot as plt
 
