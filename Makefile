@@ -6,9 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= $(shell command -v python3.12 2>/dev/null || command -v python3)
 STAMP := $(VENV)/.installed
-# JAX's persistent compilation cache makes a fresh process's first fits fast.
-export JAX_COMPILATION_CACHE_DIR ?= $(CURDIR)/.cache/jax
-export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0.5
+# JAX's persistent compilation cache makes a fresh process's first fits fast: mleppl turns it
+# on in the user cache folder (~/.cache/mleppl/jax) unless JAX_COMPILATION_CACHE_DIR is set.
 export MPLBACKEND ?= Agg
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export NO_MKDOCS_2_WARNING := 1

@@ -47,6 +47,7 @@ def make_data(n: int, p: int, seed: int = 0) -> Path:
 def run_worker(tool: str, path: Path, repeats: int, target: float) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
     env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+    env["MLEPPL_COMPILATION_CACHE"] = "0"
     env["PYTHONPATH"] = str(ROOT)
     out = subprocess.run(
         [sys.executable, str(WORKER), tool, str(path), str(repeats), repr(target)],

@@ -118,6 +118,7 @@ def worker_mleppl(X, y, n_boot):
 def run_worker(tool: str, path: Path, n_boot: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
     env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+    env["MLEPPL_COMPILATION_CACHE"] = "0"
     env["PYTHONPATH"] = str(ROOT)
     if tool == "statsmodels":
         # statsmodels' best setting here: single-threaded BLAS. With the default thread pool a

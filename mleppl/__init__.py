@@ -24,6 +24,7 @@ from .core.warnings import (
     SeparationWarning,
 )
 from .fitting.fit import METHODS, fit_mle
+from .fitting.many import BatchResult, fit_many
 from .model.problem import NegLogLik, negloglik
 from .plots import plot_ppc
 from .reporting.arviz import loo
@@ -37,6 +38,8 @@ COMPILATION_CACHE_DIR = _enable_persistent_cache()
 
 __all__ = [
     "fit_mle",
+    "fit_many",
+    "BatchResult",
     "negloglik",
     "NegLogLik",
     "MLEResult",

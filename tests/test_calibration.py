@@ -91,7 +91,7 @@ def coverage(name: str, reps: int, *, n_boot: int = 0, seed: int = 0) -> pd.Data
                 continue  # e.g. separation in a tiny sample: no finite interval to judge
             used += 1
             cis = {
-                "wald": res.conf_int(LEVEL),
+                "wald": res.conf_int(LEVEL, scale="constrained"),
                 "wald (log/logit scale)": res.conf_int(LEVEL, scale="unconstrained"),
                 "profile": res.conf_int(LEVEL, method="profile"),
             }

@@ -21,6 +21,9 @@ import pytest
 
 import mleppl
 
+# 54 fits (~40 s on 2 cores): run by `make test-slow`, which CI runs too
+pytestmark = pytest.mark.slow
+
 DATA = json.loads((Path(__file__).parent / "data" / "nist_strd" / "nist_strd.json").read_text())["problems"]
 PI = np.pi
 

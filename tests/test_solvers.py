@@ -15,6 +15,9 @@ import pytest
 from mleppl.core.status import Status
 from mleppl.solvers.minimize import minimize
 
+# ~20 s of far-start fits on 2 cores: run by `make test-slow`, which CI runs too
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(autouse=True)
 def x64():

@@ -25,6 +25,7 @@ class Status(enum.IntEnum):
     INNER_FAILED = 6
     BETTER_OPTIMUM = 7
     NOISE_FLOOR = 8
+    DIVERGING = 9
 
     @property
     def message(self) -> str:
@@ -43,6 +44,8 @@ _MESSAGES = {
     Status.OPEN: "open: the likelihood stays within the cut-off up to the boundary of the support",
     Status.INNER_FAILED: "an inner fit failed",
     Status.BETTER_OPTIMUM: "a higher likelihood than the fit's was found",
+    Status.DIVERGING: "did not converge: an estimate runs to infinity or to a boundary of its support "
+    "(its standard error is huge relative to it; res[i].issues has the diagnosis)",
     Status.NOISE_FLOOR: "converged to working precision: at a positive-definite Hessian the "
     "negative log-likelihood stopped decreasing with the Newton decrement above the tolerance "
     "but small (λ²/2 ≤ 0.01): rounding noise of the objective dominates its last digits",

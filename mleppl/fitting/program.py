@@ -8,7 +8,7 @@ import jax.numpy as jnp
 from ..core import cache
 from ..solvers.minimize import minimize
 
-__all__ = ["fit_program", "batch_negloglik", "resolve_method", "METHODS"]
+__all__ = ["fit_program", "many_program", "batch_negloglik", "resolve_method", "METHODS"]
 
 METHODS = ("auto", "newton", "lbfgs", "lbfgs-newton")
 # Newton's cost per step grows like nobs·p² (the Hessian), L-BFGS's like nobs·p:
@@ -39,6 +39,32 @@ def batch_negloglik(problem):
     return cache.get_or_build((*problem.structure_key, "batch-nll"), build)
 
 
+def _single_fit(pr, method: str, max_steps: int | None, tol: float, chunk: int | None):
+    """``run(data, z0, scale) -> (OptResult, theta, jacobian, det, det_jacobian)`` (traceable)."""
+    layout = pr.layout
+    has_det = bool(pr.sites.deterministic)
+
+    def run(data, z0, scale):
+        res = minimize(
+            lambda z: pr.negloglik(z, data),
+            z0,
+            method=method,
+            scale=scale,
+            max_steps=max_steps,
+            tol=tol,
+            hess_chunk=chunk,
+        )
+        theta, jac = layout.theta(res.z), jax.jacfwd(layout.theta)(res.z)
+        if has_det:
+            flat_det = lambda z: pr.deterministic(z, data)  # noqa: E731
+            det, jac_det = flat_det(res.z), jax.jacfwd(flat_det)(res.z)
+        else:
+            det, jac_det = jnp.zeros((0,)), jnp.zeros((0, res.z.shape[0]))
+        return res, theta, jac, det, jac_det
+
+    return run
+
+
 def fit_program(problem, method: str, max_steps: int | None, tol: float, batched: bool = False):
     """The compiled fit for this model, data structure and options (cached).
 
@@ -50,28 +76,21 @@ def fit_program(problem, method: str, max_steps: int | None, tol: float, batched
     key = (*problem.structure_key, "fit", method, max_steps, tol, batched, chunk)
 
     def build():
-        pr = problem.static()
-        layout = pr.layout
-        has_det = bool(pr.sites.deterministic)
-
-        def run(data, z0, scale):
-            res = minimize(
-                lambda z: pr.negloglik(z, data),
-                z0,
-                method=method,
-                scale=scale,
-                max_steps=max_steps,
-                tol=tol,
-                hess_chunk=chunk,
-            )
-            theta, jac = layout.theta(res.z), jax.jacfwd(layout.theta)(res.z)
-            if has_det:
-                flat_det = lambda z: pr.deterministic(z, data)  # noqa: E731
-                det, jac_det = flat_det(res.z), jax.jacfwd(flat_det)(res.z)
-            else:
-                det, jac_det = jnp.zeros((0,)), jnp.zeros((0, res.z.shape[0]))
-            return res, theta, jac, det, jac_det
-
+        run = _single_fit(problem.static(), method, max_steps, tol, chunk)
         return jax.jit(jax.vmap(run, in_axes=(None, 0, None)) if batched else run)
+
+    return cache.get_or_build(key, build)
+
+
+def many_program(problem, method: str, max_steps: int | None, tol: float, data_axes: tuple):
+    """The fit vmapped over datasets: ``data_axes`` says which data arrays carry the batch
+    axis (0) and which are shared (None); one start for all fits."""
+    p = problem.layout.size
+    chunk = hess_chunk(problem.nobs, p)
+    key = (*problem.structure_key, "many", method, max_steps, tol, data_axes, chunk)
+
+    def build():
+        run = _single_fit(problem.static(), method, max_steps, tol, chunk)
+        return jax.jit(jax.vmap(run, in_axes=(data_axes, None, None)))
 
     return cache.get_or_build(key, build)
