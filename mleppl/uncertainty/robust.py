@@ -182,16 +182,7 @@ def robust_cov(rec, kind: str = "oim", *, groups=None) -> RobustCov:
 
     Examples
     --------
-    >>> import jax.numpy as jnp, numpy as np, numpyro, numpyro.distributions as dist
-    >>> from mleppl import fit_mle
-    >>> def model(x, y=None):
-    ...     b = numpyro.sample("b", dist.Normal(0, 10).expand([2]).to_event(1))
-    ...     with numpyro.plate("n", x.shape[0]):
-    ...         numpyro.sample("y", dist.Poisson(jnp.exp(b[0] + b[1] * x)), obs=y)
-    >>> x = np.linspace(-1, 1, 8); y = np.array([0, 1, 1, 0, 2, 3, 1, 4.0])
-    >>> res = fit_mle(model, x, y=y).with_cov("hc0")
-    >>> res.cov_type, res.se["b"].shape
-    ('hc0', (2,))
+    See :meth:`mleppl.MLEResult.with_cov`, which installs this covariance on a result.
     """
     if kind not in COV_KINDS:
         raise ValueError(f"kind: expected one of {COV_KINDS}, got {kind!r}")
