@@ -31,10 +31,18 @@ def hess_chunk(nobs: int, p: int) -> int | None:
 
 
 def batch_negloglik(problem):
-    """jit(vmap(negloglik)) over a batch of z, for the diagnosis (compiled on first need)."""
+    """The negative log-likelihood at a batch of points z, for the diagnosis (compiled on first
+    need), in chunks of points so that points × observations stays near ``HESS_TANGENTS``
+    (the ray test probes ~150 points: vmapped all at once that was 2.1 GB at 10⁶ rows)."""
+    per = max(1, int(HESS_TANGENTS // max(problem.nobs, 1)))
 
     def build():
-        return jax.jit(jax.vmap(problem.static().negloglik, in_axes=(0, None)))
+        pr = problem.static()
+
+        def many(zs, data):
+            return jax.lax.map(lambda z: pr.negloglik(z, data), zs, batch_size=per)
+
+        return jax.jit(many)
 
     return cache.get_or_build((*problem.structure_key, "batch-nll"), build)
 
