@@ -23,7 +23,7 @@ from .reporting import tables
 from .reporting.arviz import to_datatree as _to_datatree
 from .reporting.latent import latent_probabilities as _latent_probabilities
 from .reporting.predictive import predictive as _predictive
-from .uncertainty.robust import COV_KINDS, robust_cov
+from .uncertainty.robust import robust_cov
 
 __all__ = ["MLEResult"]
 
@@ -162,12 +162,8 @@ class MLEResult(FitRecord):
         >>> res.cov_type, res.se["b"].shape
         ('hc0', (2,))
         """
-        if kind not in COV_KINDS:
-            raise ValueError(f"kind: expected one of {COV_KINDS}, got {kind!r}")
-        if groups is not None and kind != "cluster":
-            raise ValueError(f"groups: expected None for kind={kind!r} (only 'cluster' uses groups)")
+        rc = robust_cov(self, kind, groups=groups)  # validates kind and groups
         self._warn_if_flagged("with_cov")
-        rc = robust_cov(self, kind, groups=groups)
         return dataclasses.replace(
             self,
             cov=frozen_array(rc.cov),

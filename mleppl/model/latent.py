@@ -323,10 +323,8 @@ def _block_diagonal(problem, z0, data) -> bool:
         approx = _scatter(jnp.einsum("gij,gj->gi", blocks, _gather(r, spec)), spec)
         return jnp.max(jnp.abs(full - approx)), jnp.max(jnp.abs(full))
 
-    problem = problem.static()
-
-    pr = problem.static()
-    prog = cache.get_or_build((*pr.structure_key, "block-check"), lambda: jax.jit(check))
+    problem = problem.static()  # what the cached program keeps (check reads it when traced)
+    prog = cache.get_or_build((*problem.structure_key, "block-check"), lambda: jax.jit(check))
     err, scale = prog(z0, v, r, data)
     return bool(err <= 1e-8 * (float(scale) + 1e-300))
 

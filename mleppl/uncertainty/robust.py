@@ -140,14 +140,8 @@ def robust_cov(rec, kind: str = "oim", *, groups=None) -> RobustCov:
     ----------
     rec : FitRecord
         A fit.
-    kind : {"oim", "opg", "hc0", "hc1", "cluster"}
-        ``"oim"``: inverse observed information (the default of
-        :func:`mleppl.fit_mle`). ``"opg"``: inverse outer product of the
-        per-observation scores. ``"hc0"``: the Huber–White sandwich.
-        ``"hc1"``: the sandwich times ``n/(n−p)``. ``"cluster"``: the sandwich
-        with scores summed within clusters, times ``G/(G−1)·(n−1)/(n−p)``.
-    groups : array-like, optional
-        One cluster label per observation unit (required for ``"cluster"``).
+    kind, groups
+        As for :meth:`mleppl.MLEResult.with_cov`.
 
     Returns
     -------
