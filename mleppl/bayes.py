@@ -236,6 +236,11 @@ def _mle_side(res: MLEResult) -> dict[str, tuple[float, float]]:
         se = np.ravel(res.deterministic_se[name])
         for label, e, s in zip(param_labels(name, np.shape(val)), np.ravel(val), se):
             out.setdefault(label, (float(e), float(s)))
+    # random effects integrated out: conditional mode and conditional SD (empirical Bayes)
+    for name, mode in res.random_modes.items():
+        sd = np.ravel(res.random_sd[name])
+        for label, e, s in zip(param_labels(name, np.shape(mode)), np.ravel(mode), sd):
+            out.setdefault(label, (float(e), float(s)))
     return out
 
 
@@ -377,6 +382,11 @@ def compare(res: MLEResult, datatree, *, level: float = 0.95) -> pd.DataFrame:
             the rank-normalized split R-hat.
         ``std_diff``
             ``(post_mean − mle) / se``.
+
+        For a fit with random effects (``random=``) the rows of the random-effect
+        sites (``u[0]``, …) carry their conditional modes and conditional SDs
+        (``res.random_effects``) on the MLE side: the empirical-Bayes estimate
+        of each group's effect beside its posterior.
         ``sd_ratio``
             ``post_sd / se``.
         ``mle_lower, mle_upper, post_lower, post_upper``

@@ -181,11 +181,29 @@ class MLEResult(FitRecord):
             self, num_samples=num_samples, rng_key=rng_key, uncertainty=uncertainty, **options
         )
 
-    def predictive(self, rng_key, *args, num_samples: int = 1000, uncertainty: bool = False, **model_kwargs):
-        """Predictive draws, site -> ``(S, ...)``; see :func:`mleppl.reporting.predictive.predictive`."""
+    def predictive(
+        self,
+        rng_key,
+        *args,
+        num_samples: int = 1000,
+        uncertainty: bool = False,
+        level: str = "population",
+        **model_kwargs,
+    ):
+        """Predictive draws, site -> ``(S, ...)``; see :func:`mleppl.reporting.predictive.predictive`.
+
+        ``level="group"`` holds random effects at their conditional modes (fitted groups);
+        the default ``"population"`` draws them (a new group).
+        """
         self._warn_if_flagged("predictive")
         return _predictive(
-            self, rng_key, *args, num_samples=num_samples, uncertainty=uncertainty, **model_kwargs
+            self,
+            rng_key,
+            *args,
+            num_samples=num_samples,
+            uncertainty=uncertainty,
+            level=level,
+            **model_kwargs,
         )
 
     @property

@@ -243,6 +243,11 @@ def test_explicit_label_mixture_equals_mixture_same_family():
     # predictive checks work on the marginal fit (labels drawn, then data)
     draws = a.predictive(0, num_samples=5)
     assert draws["y"].shape == (5, len(Y_MIX))
+    # labels summed out jointly have no per-unit terms: sandwich and resampling refused by name
+    with pytest.raises(ValueError, match="discrete latent site"):
+        a.with_cov("hc0")
+    with pytest.raises(ValueError, match="discrete latent site"):
+        mleppl.bootstrap(a, 10)
 
 
 T, K = 60, 2
@@ -291,6 +296,33 @@ def test_hmm_matches_a_numpy_forward_algorithm():
     assert_rel(got, smooth, 1e-8, "smoothing marginals")
 
 
+def hmm_scan(y=None):
+    from numpyro.contrib.control_flow import scan
+
+    p = numpyro.sample("p", dist.Dirichlet(jnp.ones((K, K))).to_event(1))
+    mu = numpyro.sample("mu", dist.Normal(0, 5).expand([K]).to_event(1))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(2))
+
+    def step(x, y_t):
+        x = numpyro.sample("x", dist.Categorical(p[x]))
+        numpyro.sample("y", dist.Normal(mu[x], sigma), obs=y_t)
+        return x, None
+
+    scan(step, 0, y)
+
+
+@pytest.mark.slow
+def test_hmm_in_scan_matches_the_forward_algorithm_and_its_smoothing_marginals():
+    res = fit_mle(hmm_scan, Y_HMM, init={"mu": np.array([-0.5, 0.5])})
+    assert res.converged
+    p, mu, sigma = (np.asarray(res.params[k]) for k in ("p", "mu", "sigma"))
+    loglik, smooth = _forward_backward(p, mu, float(sigma), Y_HMM)
+    assert_rel(res.loglik, loglik, 1e-10, "HMM log-likelihood")
+    got = res.latent_probabilities()["x"]  # one site over the chain: (T, K)
+    assert got.shape == (T, K)
+    assert_rel(got, smooth, 1e-8, "smoothing marginals inside scan")
+
+
 @pytest.mark.slow
 def test_parametric_bootstrap_of_a_marginal_fit(lmm_fit):
     boot = mleppl.bootstrap(lmm_fit, 40, kind="parametric", rng_key=2)
@@ -298,10 +330,168 @@ def test_parametric_bootstrap_of_a_marginal_fit(lmm_fit):
     # the bootstrap spread of the fixed effects agrees with the observed-information SEs
     # within the Monte-Carlo error of a 40-draw SD (relative se ≈ 1/√(2·39) ≈ 0.11, 3.5 se)
     assert np.all(np.abs(boot.se()[:2] / lmm_fit.bse[:2] - 1) < 0.4)
-    with pytest.raises(ValueError, match="expected kind='parametric'"):
-        mleppl.bootstrap(lmm_fit, 10)
-    with pytest.raises(ValueError, match="expected kind='oim'"):
-        lmm_fit.with_cov("hc0")
+
+
+# --------------------------------------------------------------------------- groups as units
+def _closed_form_group_loglik(theta):
+    """log L_g of the Gaussian random-intercept model in closed form: y_g ~ N(Xb, σ_u²11ᵀ + σ²I)."""
+    import jax
+    import jax.numpy as jnp
+
+    b0, b1, su, s = theta[0], theta[1], theta[2], theta[3]
+    out = []
+    for j in range(G):
+        idx = GROUP == j
+        cov = su**2 * jnp.ones((M, M)) + s**2 * jnp.eye(M)
+        out.append(jax.scipy.stats.multivariate_normal.logpdf(Y_LMM[idx], b0 + b1 * X[idx], cov))
+    return jnp.stack(out)
+
+
+@pytest.mark.slow
+def test_group_level_sandwich_matches_closed_form(lmm_fit):
+    import jax
+
+    res = lmm_fit
+    order = [res.param_names.index(n) for n in ("b[0]", "b[1]", "sigma_u", "sigma")]
+    theta = np.asarray(res.estimate)[order]
+    with jax.enable_x64(True):
+        assert_rel(float(np.sum(_closed_form_group_loglik(theta))), res.loglik, 1e-12, "Σ_g log L_g")
+        s = np.asarray(jax.jacfwd(_closed_form_group_loglik)(theta))  # (G, 4) group scores
+        h = -np.asarray(jax.hessian(lambda t: _closed_form_group_loglik(t).sum())(theta))
+    hinv = np.linalg.inv(h)
+    ref = hinv @ (s.T @ s) @ hinv  # the sandwich is invariant to the parametrization
+    hc0 = res.with_cov("hc0")
+    assert_rel(np.asarray(hc0.cov)[np.ix_(order, order)], ref, 1e-8, "group-level HC0 (CR0)")
+    cl = res.with_cov("cluster")  # default clusters: the random-effect groups
+    assert_rel(np.asarray(cl.cov)[np.ix_(order, order)], ref * G / (G - 4), 1e-8, "cluster = CR0·G/(G−p)")
+    # coarser clusters: pairs of groups
+    pairs = np.arange(G) // 2
+    sp = np.zeros((pairs.max() + 1, 4))
+    np.add.at(sp, pairs, s)
+    n_cl = pairs.max() + 1
+    ref2 = hinv @ (sp.T @ sp) @ hinv * n_cl / (n_cl - 1) * (G - 1) / (G - 4)
+    assert_rel(
+        np.asarray(res.with_cov("cluster", groups=pairs).cov)[np.ix_(order, order)], ref2, 1e-8, "pairs"
+    )
+    with pytest.raises(ValueError, match="one per random-effect group"):
+        res.with_cov("cluster", groups=GROUP)
+
+
+@pytest.mark.slow
+def test_cluster_bootstrap_refit_equals_a_fit_to_the_resampled_groups(lmm_fit):
+    import jax
+    import jax.numpy as jnp
+
+    from mleppl.model.units import unit_problem
+    from mleppl.uncertainty.bootstrap import chord_program
+    from mleppl.uncertainty.robust import scores
+
+    res = lmm_fit
+    counts = np.random.default_rng(5).multinomial(G, np.full(G, 1 / G)).astype(float)
+    with jax.enable_x64(True):  # internals below the float64 entry points
+        pr = unit_problem(res.problem, res.z)
+        g0 = -(counts @ scores(pr, res.z))
+        chol = np.linalg.cholesky(np.asarray(res.hessian))
+        z, ok = chord_program(pr, "nonparametric")(
+            jnp.asarray(counts[None]), jnp.asarray(g0[None]), jnp.asarray(res.z), jnp.asarray(chol), pr.data
+        )
+        theta = np.asarray(pr.layout.theta(z[0]))
+    assert bool(ok[0])
+    # the same groups written out: group j repeated counts[j] times, each copy its own group
+    rows = [np.flatnonzero(GROUP == j) for j in range(G) for _ in range(int(counts[j]))]
+    idx = np.concatenate(rows)
+    new_g = np.repeat(np.arange(len(rows)), M)
+    direct = fit_mle(random_intercept, X[idx], new_g, y=Y_LMM[idx], random=["u"])
+    assert_rel(theta, direct.estimate, 1e-4, "cluster-bootstrap refit")
+    # the chord refit stops at ½ gᵀH⁻¹g ≤ 1e-10: within ≈ √(2e-10) ≈ 1.4e-5 in the H metric
+    dz = np.asarray(z[0]) - np.asarray(direct.z)
+    assert float(np.sqrt(dz @ np.asarray(direct.hessian) @ dz)) < 3e-5
+    boot = mleppl.bootstrap(res, 100, rng_key=3)  # nonparametric: whole groups resampled
+    assert boot.n_failed == 0
+    # the cluster bootstrap SD estimates the group-level sandwich SE: 100 draws give a relative
+    # Monte-Carlo error of about 1/√198 ≈ 0.07; allow 4 of them
+    assert np.all(np.abs(boot.se()[:2] / res.with_cov("hc0").bse[:2] - 1) < 0.3)
+
+
+def test_group_level_and_population_predictions(lmm_fit):
+    res = lmm_fit
+    b = np.asarray(res.params["b"])
+    mode = res.random_effects["u"]["mode"].to_numpy()
+    su, s = float(res.params["sigma_u"]), float(res.params["sigma"])
+    n = 4000
+    grp = res.predictive(0, X[:5], GROUP[:5], num_samples=n, level="group")["y"]
+    pop = res.predictive(1, X[:5], GROUP[:5], num_samples=n)["y"]
+    # group level: y ~ N(Xb + û_g, σ²); population: y ~ N(Xb, σ_u² + σ²). 5 MC standard errors
+    assert np.all(np.abs(grp.mean(0) - (b[0] + b[1] * X[:5] + mode[GROUP[:5]])) < 5 * s / np.sqrt(n))
+    assert np.all(np.abs(pop.mean(0) - (b[0] + b[1] * X[:5])) < 5 * np.hypot(su, s) / np.sqrt(n))
+    rel_sd = 5 / np.sqrt(2 * n)
+    assert np.all(np.abs(grp.std(0) / s - 1) < rel_sd) and np.all(
+        np.abs(pop.std(0) / np.hypot(su, s) - 1) < rel_sd
+    )
+    refit = res.predictive(2, num_samples=n, level="group")["y"]  # at the fitted data
+    assert np.all(np.abs(refit.mean(0)[:5] - (b[0] + b[1] * X[:5] + mode[GROUP[:5]])) < 5 * s / np.sqrt(n))
+    with pytest.raises(ValueError, match="level: expected"):
+        res.predictive(0, level="groups")
+
+
+@pytest.mark.slow
+def test_crossed_random_effects_match_the_closed_form_likelihood():
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(21)
+    na, nb = 8, 6
+    ia, ib = np.repeat(np.arange(na), nb * 2), np.tile(np.repeat(np.arange(nb), 2), na)
+    yc = 2.0 + rng.normal(0, 0.9, na)[ia] + rng.normal(0, 0.6, nb)[ib] + rng.normal(0, 0.5, ia.size)
+
+    def crossed(ia, ib, y=None):
+        mu = numpyro.sample("mu", dist.Normal(0, 10))
+        sa = numpyro.sample("sa", dist.HalfNormal(2))
+        sb = numpyro.sample("sb", dist.HalfNormal(2))
+        s = numpyro.sample("s", dist.HalfNormal(2))
+        with numpyro.plate("A", na):
+            a = numpyro.sample("a", dist.Normal(0, sa))
+        with numpyro.plate("B", nb):
+            bb = numpyro.sample("bb", dist.Normal(0, sb))
+        with numpyro.plate("obs", ia.size):
+            numpyro.sample("y", dist.Normal(mu + a[ia] + bb[ib], s), obs=y)
+
+    res = fit_mle(crossed, ia, ib, y=yc, random=["a", "bb"])
+    za, zb = np.eye(na)[ia], np.eye(nb)[ib]
+
+    def ll(t):
+        cov = t[1] ** 2 * za @ za.T + t[2] ** 2 * zb @ zb.T + t[3] ** 2 * jnp.eye(ia.size)
+        return jax.scipy.stats.multivariate_normal.logpdf(yc, t[0] * jnp.ones(ia.size), cov)
+
+    theta = np.array([float(res.params[k]) for k in ("mu", "sa", "sb", "s")])
+    assert res.converged
+    with jax.enable_x64(True):
+        assert_rel(res.loglik, float(ll(theta)), 1e-10, "marginal log-likelihood (exact for a Gaussian)")
+        assert np.max(np.abs(np.asarray(jax.grad(ll)(theta)))) < 1e-6  # the closed form's maximum
+        h = -np.asarray(jax.hessian(ll)(theta))
+    assert_rel(np.sqrt(np.diag(np.linalg.inv(h))), res.bse, 1e-6, "standard errors")
+    with pytest.raises(ValueError, match="crossed random effects"):
+        res.with_cov("hc0")
+    with pytest.raises(ValueError, match="crossed random effects"):
+        mleppl.bootstrap(res, 10)
+
+
+@pytest.mark.slow
+def test_compare_a_hierarchical_model_with_nuts(lmm_fit):
+    dt = mleppl.fit_nuts(
+        random_intercept, X, GROUP, y=Y_LMM, num_warmup=300, num_samples=300, progress_bar=False, rng_key=0
+    )
+    table = mleppl.compare(lmm_fit, dt)
+    # fixed effects and variance components side by side, then each group's effect: conditional
+    # mode and SD beside its posterior
+    assert list(table.index[:4]) == ["b[0]", "b[1]", "sigma_u", "sigma"]
+    assert {f"u[{j}]" for j in range(G)} <= set(table.index)
+    re = lmm_fit.random_effects["u"]
+    assert_rel(table.loc["u[3]", "mle"], re["mode"].iloc[3], 1e-12, "mode")
+    assert_rel(table.loc["u[3]", "se"], re["sd"].iloc[3], 1e-12, "conditional sd")
+    # a flat-ish prior on 25 groups: fixed effects and group effects agree within a fraction of an SE
+    assert np.all(np.abs(table.loc[["b[0]", "b[1]"], "std_diff"]) < 0.25)
+    assert np.median(np.abs(table.loc[[f"u[{j}]" for j in range(G)], "std_diff"])) < 0.25
 
 
 @pytest.mark.slow

@@ -807,8 +807,25 @@ class _Tilt(Messenger):
         super().__init__(fn)
 
     def process_message(self, msg):
-        if msg["type"] == "sample" and msg["name"] in self.eps:
-            msg["fn"] = _Tilted(msg["fn"], self.eps[msg["name"]])
+        if msg["type"] != "sample":
+            return
+        name = msg["name"]
+        dim_to_name = (msg.get("infer") or {}).get("dim_to_name") or {}
+        time_dim = next((d for d, n in dim_to_name.items() if n == f"_time_{name}"), None)
+        if name in self.eps and time_dim is not None:
+            # a site inside numpyro.contrib.control_flow.scan, stacked over steps 1..T−1 with
+            # its time dimension at name_to_dim["_time_<name>"]; step 0 is the site "_PREV_<name>"
+            eps = self.eps[name]
+            if eps.ndim != 2:
+                raise ValueError(
+                    f"site '{name}' inside scan: expected one chain (no plates), got {eps.shape[:-1]}"
+                )
+            shape = (eps.shape[0] - 1,) + (1,) * (-time_dim - 1) + eps.shape[-1:]
+            msg["fn"] = _Tilted(msg["fn"], eps[1:].reshape(shape))
+        elif name in self.eps:
+            msg["fn"] = _Tilted(msg["fn"], self.eps[name])
+        elif name.startswith("_PREV_") and name[6:] in self.eps and self.eps[name[6:]].ndim == 2:
+            msg["fn"] = _Tilted(msg["fn"], self.eps[name[6:]][0])
 
 
 def _tilted_class():

@@ -34,6 +34,18 @@ The per-group terms :math:`f_g` come from the per-observation log-likelihood ter
 by group; which group each observation belongs to is read off the derivatives once at
 bind time (:math:`\partial \ell_i/\partial v` is non-zero only for the observation's own
 group).
+
+**Group contributions.** With block-diagonal structure the marginal log-likelihood is a
+sum of independent group terms, :math:`\log L = \sum_g \log L_g` with (Laplace)
+
+.. math:: \log L_g(\theta) = f_g(\theta, \hat v_g) + \tfrac{q_g}{2}\log 2\pi
+   - \tfrac12 \log\det H_g,
+
+so the groups are the independent units of a marginal fit: their scores
+:math:`\nabla_\theta \log L_g` give the group-level sandwich and resampling them with
+replacement (weights on :math:`\log L_g`) is the cluster bootstrap. The inner mode of a
+group does not depend on its weight, so a weighted marginal likelihood needs no new
+inner solves beyond the usual ones.
 """
 
 from __future__ import annotations
@@ -49,7 +61,16 @@ from ..adapters import numpyro as npa
 from ..core import cache
 from ..core.sites import Layout
 
-__all__ = ["RandomSpec", "DENSE_MAX", "random_spec", "laplace_negloglik", "inner_mode", "conditional"]
+__all__ = [
+    "RandomSpec",
+    "DENSE_MAX",
+    "random_spec",
+    "laplace_negloglik",
+    "group_loglik",
+    "with_unit_groups",
+    "inner_mode",
+    "conditional",
+]
 
 DENSE_MAX = 2000
 _INNER_STEPS = 100
@@ -64,7 +85,8 @@ class RandomSpec(NamedTuple):
     groups: np.ndarray | None  # group of each v coordinate (block-diagonal)
     n_groups: int
     nagq: int
-    obs_groups: tuple = ()  # (observed site, group of each term over its batch shape) for nagq > 1
+    obs_groups: tuple = ()  # (term, group of each element): observed sites and random-site densities
+    plate: str = ""  # the plate over groups (block-diagonal)
 
     @property
     def size(self) -> int:
@@ -204,28 +226,38 @@ def laplace_negloglik(problem, z, data):
     return -(f + 0.5 * spec.size * math.log(2 * math.pi) - 0.5 * _logdet(spec, h))
 
 
-def _group_terms(problem, z, v, data):
-    """f_g: the joint log-density's terms of each group (G,): the group's observations,
-    the group's random-effect density and its log-Jacobian."""
+def _all_terms(problem, z, v, data) -> dict:
+    """Every term of the joint log-density f by name, elementwise: the observed sites'
+    log-likelihood terms, and each random site's log-density and log-Jacobian."""
     spec = problem.random
     args, kwargs = problem.rebuild(data)
     rs = spec.layout
     values = {**problem.layout.constrain(z), **rs.constrain(v)}
     tr = npa.trace_with_values(problem.prior_free_model, args, kwargs, values)
+    out = {name: t[0] for name, t in npa.loglik_terms(tr, problem.sites.observed).items()}
+    unc = rs.unravel(v)
+    for site in rs.sites:
+        u = unc[site.name]
+        out["~lp:" + site.name] = npa.site_log_prob(tr, site.name)
+        out["~jac:" + site.name] = jnp.asarray(site.transform.log_abs_det_jacobian(u, site.transform(u)))
+    return out
+
+
+def _group_terms(problem, z, v, data):
+    """f_g: the joint log-density's terms of each group (G,): the group's observations,
+    the group's random-effect density and its log-Jacobian."""
+    spec = problem.random
+    terms = _all_terms(problem, z, v, data)
     per_group = jnp.zeros(spec.n_groups)
-    terms = npa.loglik_terms(tr, problem.sites.observed)
     for name, groups in spec.obs_groups:
-        t = jnp.ravel(terms[name][0])
+        t = jnp.ravel(terms[name])
         g = jnp.asarray(np.ravel(groups))
         per_group = per_group.at[jnp.where(g >= 0, g, 0)].add(jnp.where(g >= 0, t, 0.0))
-    (site,) = rs.sites
-    u = rs.unravel(v)[site.name]
-    lp = npa.site_log_prob(tr, site.name)
-    ljac = site.transform.log_abs_det_jacobian(u, site.transform(u))
-    return per_group + jnp.reshape(lp + ljac, (-1,))
+    return per_group
 
 
-def _agq_loglik(problem, z, v, h, data):
+def _agq_groups(problem, z, v, h, data):
+    """log L_g by adaptive quadrature (G,), and the terms in no group (taken at the mode)."""
     spec = problem.random
     x, w = np.polynomial.hermite.hermgauss(spec.nagq)
     sd = 1.0 / jnp.sqrt(jnp.reshape(h, (-1,)))  # scalar blocks: H is (G, 1, 1)
@@ -234,7 +266,29 @@ def _agq_loglik(problem, z, v, h, data):
     per_group = jnp.log(math.sqrt(2.0) * sd) + jax.scipy.special.logsumexp(vals + logw, axis=0)
     # terms that depend on no random effect do not move with v: take them at the mode
     rest = joint_logdensity(problem, z, v, data) - jnp.sum(_group_terms(problem, z, v, data))
+    return per_group, rest
+
+
+def _agq_loglik(problem, z, v, h, data):
+    per_group, rest = _agq_groups(problem, z, v, h, data)
     return jnp.sum(per_group) + rest
+
+
+def group_loglik(problem, z, data):
+    """The marginal log-likelihood of each group, :math:`\\log L_g(\\theta(z))`, shape (G,).
+
+    Needs block-diagonal structure and the term groups (:func:`with_unit_groups`); the
+    terms in no group were checked to vanish there, so ``sum(group_loglik) == −negloglik``.
+    """
+    spec = problem.random
+    v = inner_mode(problem, z, data)
+    h = neg_hessian(problem, z, v, data)
+    if spec.nagq > 1:
+        return _agq_groups(problem, z, v, h, data)[0]
+    sign, ld = jnp.linalg.slogdet(h)  # (G,)
+    q = jnp.asarray(np.bincount(spec.groups, minlength=spec.n_groups), dtype=jnp.float64)
+    lg = _group_terms(problem, z, v, data) + 0.5 * q * math.log(2 * math.pi) - 0.5 * ld
+    return jnp.where(sign > 0, lg, jnp.nan)
 
 
 def conditional(problem, z, data):
@@ -266,6 +320,7 @@ def random_spec(problem, random_layout: Layout, plates_of: dict, nagq: int, z0, 
     q = random_layout.size
     colors = groups = None
     n_groups = 0
+    plate = ""
     shared = set.intersection(*(set(plates_of[s.name]) for s in random_layout.sites)) if q else set()
     if shared:
         plate = sorted(shared)[0]
@@ -289,10 +344,12 @@ def random_spec(problem, random_layout: Layout, plates_of: dict, nagq: int, z0, 
             n_groups = shape[axis]
         if colors_l is not None:
             colors, groups = np.concatenate(colors_l), np.concatenate(groups_l)
-    spec = RandomSpec(random_layout, colors, groups, n_groups, nagq)
+    spec = RandomSpec(
+        random_layout, colors, groups, n_groups, nagq, plate=plate if colors is not None else ""
+    )
     problem = problem._replace(random=spec)
     if colors is not None and not _block_diagonal(problem, z0, data):
-        spec = spec._replace(colors=None, groups=None, n_groups=0)
+        spec = spec._replace(colors=None, groups=None, n_groups=0, plate="")
     if spec.colors is None and q > DENSE_MAX:
         raise ValueError(
             f"random: {q} random-effect coordinates without block-diagonal structure (crossed or "
@@ -329,33 +386,62 @@ def _block_diagonal(problem, z0, data) -> bool:
     return bool(err <= 1e-8 * (float(scale) + 1e-300))
 
 
-def _observation_groups(problem, z0, data) -> tuple:
-    """Group of each log-likelihood term of each observed site (−1: depends on no group)."""
+def _term_groups(problem, z0, data):
+    """Group of each element of each term of f (−1: depends on no group), and the size of
+    what lies outside the groups at a probe point (terms in no group and factor sites)."""
     spec = problem.random
     rng = np.random.default_rng(1)
     v = jnp.asarray(0.1 * rng.normal(size=spec.size))
-
-    def terms(vv, data):
-        args, kwargs = problem.rebuild(data)
-        values = {**problem.layout.constrain(z0), **spec.layout.constrain(vv)}
-        tr = npa.trace_with_values(problem.prior_free_model, args, kwargs, values)
-        return {k: t[0] for k, t in npa.loglik_terms(tr, problem.sites.observed).items()}
-
     ones = jnp.ones(spec.size)
     ids = jnp.asarray(spec.groups, dtype=jnp.float64) + 1.0
 
-    def both(v, data):
-        return jax.jvp(lambda vv: terms(vv, data), (v,), (ones,))[1], jax.jvp(
-            lambda vv: terms(vv, data), (v,), (ids,)
-        )[1]
+    def both(z0, v, data):
+        def terms(vv):
+            return _all_terms(problem, z0, vv, data)
+
+        t, d1 = jax.jvp(terms, (v,), (ones,))
+        d2 = jax.jvp(terms, (v,), (ids,))[1]
+        return t, d1, d2, joint_logdensity(problem, z0, v, data)
 
     problem = problem.static()
-    prog = cache.get_or_build((*problem.structure_key, "obs-groups"), lambda: jax.jit(both))
-    d1, d2 = prog(v, data)
-    out = []
-    for name in problem.sites.observed:
-        a, b = np.asarray(d1[name]), np.asarray(d2[name])
+    prog = cache.get_or_build((*problem.structure_key, "term-groups"), lambda: jax.jit(both))
+    t, d1, d2, joint = prog(z0, v, data)
+    out, outside, total = [], float(joint), 0.0
+    for name in t:
+        a, b, val = np.asarray(d1[name]), np.asarray(d2[name]), np.asarray(t[name])
         with np.errstate(divide="ignore", invalid="ignore"):
             g = np.where(np.abs(a) > 1e-300, np.rint(b / a) - 1, -1).astype(int)
         out.append((name, g))
-    return tuple(out)
+        total += float(np.sum(val))
+        outside -= float(np.sum(np.where(g >= 0, val, 0.0)))
+    return tuple(out), outside, abs(float(joint))
+
+
+def _observation_groups(problem, z0, data) -> tuple:
+    return _term_groups(problem, z0, data)[0]
+
+
+def with_unit_groups(problem, z):
+    """The problem with its groups ready to serve as independent units (scores, bootstrap).
+
+    Raises
+    ------
+    ValueError
+        Random effects without block-diagonal structure (crossed, or over several plates),
+        or observations (or ``factor`` terms) that belong to no group.
+    """
+    spec = problem.random
+    if spec.colors is None:
+        raise ValueError(
+            f"random={[s.name for s in spec.layout.sites]}: crossed random effects (or effects over "
+            "several plates) leave no independent groups, so there are no group-level scores; "
+            "expected kind='oim' (with_cov) or kind='parametric' (bootstrap)"
+        )
+    groups, outside, scale = _term_groups(problem, jnp.asarray(z), problem.data)
+    if abs(outside) > 1e-8 * (1.0 + scale):
+        raise ValueError(
+            f"random: the log-likelihood has terms outside the '{spec.plate}' groups (observations "
+            "with no random effect, or factor sites): expected every term in one group for "
+            "group-level scores; use kind='oim' (with_cov) or kind='parametric' (bootstrap)"
+        )
+    return problem._replace(random=spec._replace(obs_groups=groups))

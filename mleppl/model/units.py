@@ -4,6 +4,11 @@ Units are the elements of the plates that every observed site shares (one unit
 per cell of their product); a site's log-likelihood terms along any other batch
 dimension are summed into its unit. Robust covariances, the nonparametric
 bootstrap and cluster sandwiches all work per unit.
+
+In a marginal fit with random effects over one plate of groups, observations in a
+group are dependent through the group's effect and the *groups* are the independent
+units: a unit's log-likelihood is the group's marginal log-likelihood
+(:func:`mleppl.model.latent.group_loglik`).
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["UnitSpec", "observation_units", "unit_loglik", "unit_weights"]
+from . import latent
+
+__all__ = ["UnitSpec", "observation_units", "unit_problem", "unit_loglik", "unit_weights"]
 
 
 class UnitSpec(NamedTuple):
@@ -23,10 +30,31 @@ class UnitSpec(NamedTuple):
     sites: tuple[tuple[str, tuple[int, ...]], ...]  # (site, batch axes kept, in unit order)
     shape: tuple[int, ...]  # shape of the unit grid
     plates: tuple[str, ...]  # plate names spanning the units ("" entries: no plate)
+    marginal: bool = False  # units are random-effect groups (their marginal log-likelihoods)
 
     @property
     def size(self) -> int:
         return math.prod(self.shape)
+
+
+def unit_problem(problem, z):
+    """``problem`` ready for per-unit terms at (or near) ``z``: a marginal fit's groups found.
+
+    Raises
+    ------
+    ValueError
+        Discrete latent sites summed out (no per-unit terms), or random effects that leave no
+        independent groups (see :func:`mleppl.model.latent.with_unit_groups`).
+    """
+    if problem.sites.discrete:
+        raise ValueError(
+            f"discrete latent site(s) {list(problem.sites.discrete)} are summed out jointly: this "
+            "marginal fit has no per-unit log-likelihood terms; expected kind='oim' (with_cov) or "
+            "kind='parametric' (bootstrap)"
+        )
+    if problem.random is None:
+        return problem
+    return latent.with_unit_groups(problem, z)
 
 
 def observation_units(problem) -> UnitSpec:
@@ -41,6 +69,11 @@ def observation_units(problem) -> UnitSpec:
     ValueError
         No plate shared by all observed sites, or a subsampled plate.
     """
+    if problem.random is not None:
+        spec = problem.random
+        if not spec.obs_groups or spec.colors is None:
+            raise RuntimeError("observation_units: expected a problem from unit_problem for a marginal fit")
+        return UnitSpec((), (spec.n_groups,), (spec.plate,), True)
     data = problem.sites.data
     info = {o.name: (o.batch_shape, {p: (dim, size) for p, dim, size in o.plates}) for o in data}
     shared = set.intersection(*(set(p) for _, p in info.values()))
@@ -93,10 +126,15 @@ def unit_loglik(problem, spec: UnitSpec, z, data, weights=None):
     With ``weights`` (one per unit) the weighted sum of these terms is the
     log-likelihood of a data set in which unit ``i`` appears ``weights[i]`` times.
     """
-    total = _fold(spec, problem.loglik_terms(z, data), jnp)
+    if spec.marginal:
+        total = latent.group_loglik(problem, z, data)
+    else:
+        total = _fold(spec, problem.loglik_terms(z, data), jnp)
     return total if weights is None else total * weights
 
 
 def unit_weights(problem, spec: UnitSpec) -> np.ndarray:
     """Total NumPyro weight (mask × scale) of each unit; 0 for a fully masked unit."""
+    if spec.marginal:
+        return np.ones(spec.size)
     return np.asarray(_fold(spec, {o.name: o.weight for o in problem.sites.data}, np), dtype=np.float64)

@@ -29,7 +29,8 @@ def latent_probabilities(rec, sites=None) -> dict:
         Site → array of shape ``(*batch, K)``: for a mixture label in a plate over
         observations, the responsibilities; for the states of a Markov chain written as one
         site per step (``x_0``, ``x_1``, …, with ``numpyro.contrib.funsor.markov``), the
-        smoothing marginals.
+        smoothing marginals; for a chain written with ``numpyro.contrib.control_flow.scan``
+        (one site ``x`` over ``T`` steps), the smoothing marginals as one ``(T, K)`` array.
 
     Notes
     -----
@@ -81,8 +82,8 @@ def latent_probabilities(rec, sites=None) -> dict:
         out = jax.device_get(jax.jit(probs)())
     except (TypeError, ValueError) as e:
         raise ValueError(
-            f"latent_probabilities: the posterior of {names} could not be formed ({e}); sites inside "
-            "numpyro.contrib.control_flow.scan are not supported yet: write the chain with one site "
-            "per step (numpyro.contrib.funsor.markov) for its smoothing marginals"
+            f"latent_probabilities: the posterior of {names} could not be formed ({e}); inside "
+            "numpyro.contrib.control_flow.scan one chain with history=1 and no plates is supported: "
+            "otherwise write the chain with one site per step (numpyro.contrib.funsor.markov)"
         ) from e
     return {n: np.asarray(out[n]) for n in names}

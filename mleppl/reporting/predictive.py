@@ -83,8 +83,15 @@ class DrawSet(NamedTuple):
     log_jacobian: np.ndarray  # (S,) log|∂θ/∂z| at z_s
 
 
-def evaluate_draws(problem, data, z: np.ndarray, rng_key, *, observed: tuple[str, ...]) -> DrawSet:
-    """Trace the prior-free model at every row of ``z`` and collect what ArviZ needs."""
+def evaluate_draws(
+    problem, data, z: np.ndarray, rng_key, *, observed: tuple[str, ...], fixed: dict | None = None
+) -> DrawSet:
+    """Trace the prior-free model at every row of ``z`` and collect what ArviZ needs.
+
+    ``fixed``: values of latent sites held fixed in every draw (random effects at their
+    conditional modes for group-level predictions); other latent sites are drawn.
+    """
+    fixed = {k: jnp.asarray(v) for k, v in (fixed or {}).items()}
     layout = problem.layout
     det_names = tuple(name for name, _ in problem.sites.deterministic)
 
@@ -92,7 +99,7 @@ def evaluate_draws(problem, data, z: np.ndarray, rng_key, *, observed: tuple[str
 
     def one(zs, key):
         args, kwargs = problem.rebuild(data)
-        values = layout.constrain(zs)
+        values = {**layout.constrain(zs), **fixed}
         # latent sites (discrete labels, random effects) are drawn from their distributions:
         # the replicates come from the marginal (population-level) predictive
         k_lat, key = jax.random.split(key)
@@ -111,7 +118,13 @@ def evaluate_draws(problem, data, z: np.ndarray, rng_key, *, observed: tuple[str
 
 @float64
 def predictive(
-    rec, rng_key, *args, num_samples: int = 1000, uncertainty: bool = False, **model_kwargs
+    rec,
+    rng_key,
+    *args,
+    num_samples: int = 1000,
+    uncertainty: bool = False,
+    level: str = "population",
+    **model_kwargs,
 ) -> dict:
     r"""Draws from the fitted model's predictive distribution.
 
@@ -131,6 +144,13 @@ def predictive(
     uncertainty : bool
         False: plug-in, every draw at :math:`\hat\theta`. True: each draw at
         its own :math:`\theta_s = \theta(z_s)`, :math:`z_s \sim N(\hat z, \Sigma_z)`.
+    level : {"population", "group"}
+        For a fit with random effects (``random=``): ``"population"`` draws the
+        random effects from their fitted distribution in every draw (the marginal
+        predictive: a new group; lme4's ``re.form = NA``, statsmodels' MixedLM
+        ``predict``); ``"group"`` holds them at their conditional modes
+        (``res.random_effects``: the fitted groups; lme4's default
+        ``re.form = NULL``). New data for ``"group"`` must index the same groups.
 
     Returns
     -------
@@ -142,13 +162,18 @@ def predictive(
     ------
     ValueError
         Bad ``num_samples``, or ``uncertainty=True`` with a singular
-        observed information (no finite covariance to draw from).
+        observed information (no finite covariance to draw from), or
+        ``level="group"`` for a fit without random effects.
 
     Notes
     -----
     Plug-in: :math:`y^{rep}_s \sim p(y \mid x; \hat\theta)`. With uncertainty:
     :math:`y^{rep}_s \sim p(y \mid x; \theta_s)`, which adds the estimator's
-    sampling variability to the noise of the likelihood.
+    sampling variability to the noise of the likelihood. Group level:
+    :math:`y^{rep}_s \sim p(y \mid x, \hat u; \theta_s)` with :math:`\hat u` the
+    conditional modes (their conditional uncertainty is not propagated); population
+    level: :math:`u_s \sim p(u \mid \theta_s)`, then :math:`y^{rep}_s \sim p(y \mid x,
+    u_s; \theta_s)`.
 
     Examples
     --------
@@ -168,21 +193,32 @@ def predictive(
     s = check_num_samples(num_samples)
     if not isinstance(uncertainty, bool):
         raise TypeError(f"uncertainty: expected True or False, got {uncertainty!r}")
+    if level not in ("population", "group"):
+        raise ValueError(f"level: expected 'population' or 'group', got {level!r}")
+    fixed = {}
+    if level == "group":
+        if not rec.random_modes:
+            raise ValueError(
+                "level='group': expected a fit with random effects integrated out (random=[...]); "
+                "this fit has none"
+            )
+        fixed = {k: np.asarray(v) for k, v in rec.random_modes.items()}
     k_z, k_y = jax.random.split(key)
     z, _ = draw_z(rec, k_z, s, uncertainty)
     problem = rec.problem
     if not args and not model_kwargs:
         observed = tuple(o.name for o in problem.sites.data if o.kind != "factor")
-        d = evaluate_draws(problem, problem.data, z, k_y, observed=observed)
+        d = evaluate_draws(problem, problem.data, z, k_y, observed=observed, fixed=fixed)
         return {**d.replicates, **d.deterministic}
     layout = problem.layout
     model = problem.require_model()
     if uncertainty:
         samples = jax.vmap(layout.constrain)(jnp.asarray(z))
+        samples.update({k: jnp.broadcast_to(jnp.asarray(v), (s, *np.shape(v))) for k, v in fixed.items()})
         out = npa.predictive(model, k_y, args, model_kwargs, samples=samples)
     else:
-        point = {k: jnp.asarray(v) for k, v in rec.params.items()}
+        point = {k: jnp.asarray(v) for k, v in {**rec.params, **fixed}.items()}
         out = npa.predictive(model, k_y, args, model_kwargs, params=point, num_samples=s)
     out = jax.device_get(out)
-    free = set(layout.names)
+    free = set(layout.names) | set(fixed)
     return {k: np.asarray(v) for k, v in out.items() if k not in free}

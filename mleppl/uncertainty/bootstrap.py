@@ -35,7 +35,7 @@ from ..core.status import succeeded
 from ..core.warnings import MLEWarning
 from ..core.x64 import float64
 from ..model.inputs import as_rng_key
-from ..model.units import observation_units, unit_loglik, unit_weights
+from ..model.units import observation_units, unit_loglik, unit_problem, unit_weights
 from ..solvers.minimize import minimize
 from .robust import scores
 
@@ -248,8 +248,6 @@ def _simulate(rec, key, size: int) -> dict:
 
 
 def _acceleration(rec) -> np.ndarray:
-    if rec.problem.random is not None or rec.problem.sites.discrete:  # no per-unit scores
-        return np.full(len(rec.param_names), np.nan)
     try:
         s = scores(rec.problem, rec.z)
     except ValueError:
@@ -270,12 +268,8 @@ def _positive_int(name: str, value, *, none_ok: bool = False):
 def _check(rec, n_boot, kind, chunk_size):
     if not isinstance(rec, FitRecord) or rec.problem is None:
         raise TypeError(f"res: expected an MLEResult from mleppl.fit_mle, got {type(rec).__name__}")
-    marginal = rec.problem.random is not None or bool(rec.problem.sites.discrete)
-    if marginal and kind == "nonparametric":
-        raise ValueError(
-            "kind='nonparametric': a marginal fit (random effects or discrete latents summed out) has "
-            "no per-observation log-likelihood terms to resample; expected kind='parametric'"
-        )
+    if kind == "nonparametric":
+        unit_problem(rec.problem, rec.z)  # refuses discrete latents and crossed effects by name
     _positive_int("n_boot", n_boot)
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
@@ -305,7 +299,10 @@ def bootstrap(
     kind : {"nonparametric", "parametric"}
         ``"nonparametric"``: resample observation units (the elements of the
         observation plate, see :meth:`MLEResult.with_cov`) with replacement,
-        as multinomial weights on their log-likelihood terms.
+        as multinomial weights on their log-likelihood terms. In a marginal
+        fit with random effects over groups the units are the groups (the
+        cluster bootstrap: whole groups resampled, weights on their marginal
+        log-likelihoods :math:`\log L_g`).
         ``"parametric"``: simulate every observed site from the fitted model
         with NumPyro's ``Predictive`` at :math:`\hat\theta` and refit.
     rng_key : jax.random.PRNGKey or int, optional
@@ -323,7 +320,8 @@ def bootstrap(
     Raises
     ------
     ValueError
-        Bad options, or (nonparametric) a model without an observation plate.
+        Bad options, or (nonparametric) a model without an observation plate,
+        with crossed random effects or with discrete latents summed out.
 
     Warns
     -----
@@ -371,6 +369,7 @@ def bootstrap(
             "res: expected a positive-definite observed information at the estimate (see HessianWarning)"
         ) from None
     if kind == "nonparametric":
+        pr = unit_problem(pr, rec.z)
         spec = observation_units(pr)
         elig_idx = jnp.asarray(np.flatnonzero(unit_weights(pr, spec) != 0))
         s_hat = jnp.asarray(scores(pr, rec.z))  # per-unit scores at the estimate: g0 = −w·S

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..core import cache
 from ..core.records import InverseInformation, mask_cov
-from ..model.units import observation_units, unit_loglik, unit_weights
+from ..model.units import observation_units, unit_loglik, unit_problem, unit_weights
 from .information import delta_cov, invert_information, restrict
 
 __all__ = ["COV_KINDS", "scores", "cov_z_of_kind", "deterministic_se", "RobustCov", "robust_cov"]
@@ -45,19 +45,22 @@ def scores(problem, z) -> np.ndarray:
     Rows follow the unit grid of :func:`mleppl.model.units.observation_units` in
     C order; the columns follow the unconstrained vector ``z``.
     """
+    problem = unit_problem(problem, z)
     spec = observation_units(problem)
     s = _score_program(problem, spec)(jnp.asarray(z), problem.data)
     return np.asarray(jax.device_get(s), dtype=np.float64)
 
 
-def _check_groups(groups, n_units: int) -> np.ndarray:
+def _check_groups(groups, n_units: int, marginal: bool = False) -> np.ndarray:
+    what = "random-effect group" if marginal else "observation unit"
     if groups is None:
+        if marginal:  # the random-effect groups are the clusters
+            return np.arange(n_units)
         raise ValueError("groups: expected one cluster label per observation for kind='cluster', got None")
     g = np.asarray(groups)
     if g.ndim != 1 or g.shape[0] != n_units:
         raise ValueError(
-            f"groups: expected a 1-D array of {n_units} labels (one per observation unit), "
-            f"got shape {g.shape}"
+            f"groups: expected a 1-D array of {n_units} labels (one per {what}), got shape {g.shape}"
         )
     if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
         raise ValueError("groups: expected finite labels, got NaN/inf")
@@ -78,15 +81,10 @@ def cov_z_of_kind(rec, kind: str, groups=None) -> InverseInformation:
     inv = restrict(invert_information(rec.hessian), rec.invalid)
     if kind == "oim":
         return inv
-    problem = rec.problem
-    if problem.random is not None or problem.sites.discrete:
-        raise ValueError(
-            f"kind={kind!r}: a marginal fit (random effects or discrete latents summed out) has no "
-            "per-observation scores yet; expected kind='oim' (the inverse observed information of "
-            "the marginal likelihood)"
-        )
+    problem = unit_problem(rec.problem, rec.z)
     s = scores(problem, rec.z)
-    weights = unit_weights(problem, observation_units(problem))
+    units = observation_units(problem)
+    weights = unit_weights(problem, units)
     n = int(np.count_nonzero(weights))
     p = s.shape[1]
     if kind == "opg":
@@ -98,7 +96,7 @@ def cov_z_of_kind(rec, kind: str, groups=None) -> InverseInformation:
                 raise ValueError(f"kind='hc1': expected more observations than parameters, got n={n}, p={p}")
             out = out._replace(cov=out.cov * (n / (n - p)))
         return out
-    codes = _check_groups(groups, s.shape[0])
+    codes = _check_groups(groups, s.shape[0], units.marginal)
     n_groups = int(codes.max()) + 1
     if n_groups < 2:
         raise ValueError(f"groups: expected at least 2 distinct clusters, got {n_groups}")
@@ -173,6 +171,14 @@ def robust_cov(rec, kind: str = "oim", *, groups=None) -> RobustCov:
     shared by all observed sites; a model whose observed sites share no plate
     (and are not all of one batch shape) has no per-observation scores and
     only ``"oim"`` is available for it.
+
+    **Marginal fits** (``random=``): observations in a group share its random effect, so
+    the units are the groups and :math:`s_g = \nabla_z \log L_g` is the score of group
+    :math:`g`'s marginal log-likelihood. ``"hc0"``/``"hc1"`` are then sandwiches over
+    groups (``n`` = number of groups; clubSandwich's CR0, and CR0 × G/(G−p)), and
+    ``"cluster"`` without ``groups`` clusters by the random-effect groups (with
+    ``groups``, one label per random-effect group, coarser clusters). Crossed effects
+    and discrete latents summed out have no independent units: ``"oim"`` only.
 
     Examples
     --------
