@@ -138,11 +138,9 @@ def test_nullable_column_with_missing_values_is_named():
     "model, args, kwargs, match",
     [
         (logit_no_data, (), {}, r"no observed site.*left out or None"),
-        (handlers.seed(subsampled, 0), (X,), {"y": Y}, r"subsample the data.*handlers.seed"),
-        (subsampled, (X,), {"y": Y}, r"subsample the data"),
         (param_outside, (Y,), {}, r"numpyro.param site 's': expected an initial value inside"),
     ],
-    ids=["y_forgotten_discrete", "seeded_subsample", "subsample", "param_outside_constraint"],
+    ids=["y_forgotten_discrete", "param_outside_constraint"],
 )
 def test_refused_with_a_message_naming_the_cause(model, args, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -406,3 +404,10 @@ def test_summary_tests_only_interior_nulls_and_keeps_intervals_in_the_support():
     # roundoff of the Jacobian round trip (2e-9 measured)
     expected = res.params["tau"][0] * np.exp(-1.959963984540054 * se_log[0])
     assert_rel(t.loc["tau[0]", "ci_lower"], expected, 1e-7, "log-scale interval")
+
+
+def test_subsampled_model_is_fitted_on_every_observation_and_says_it_was_stochastic():
+    res = fit_mle(subsampled, X, y=Y)
+    ref = fit_mle(subsampled, X, y=Y, method="newton")
+    assert res.method == "svi" and "stochastic fit" in res.message and res.nobs == len(Y)
+    np.testing.assert_allclose(res.estimate, ref.estimate, rtol=1e-9)

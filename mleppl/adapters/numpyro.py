@@ -877,3 +877,172 @@ def latent_posterior(model: Callable, args, kwargs, values, names, shapes, max_p
 
     eps0 = {n: jnp.zeros(shape) for n, shape in zip(names, shapes)}
     return jax.grad(loglik)(eps0)
+
+
+# ---------------------------------------------------------------- subsample plates and SVI
+
+
+def subsample_plates(tr: dict) -> list[tuple[str, int, int]]:
+    """``(name, size, subsample_size)`` of each plate that subsamples (``subsample_size < size``)."""
+    out = []
+    for name, site in tr.items():
+        if site["type"] == "plate":
+            size, sub = site["args"][0], site["args"][1]
+            if sub is not None and int(sub) != int(size):
+                out.append((name, int(size), int(sub)))
+    return out
+
+
+class _PlateIndices(Messenger):
+    """Give the named plates fixed indices instead of a random minibatch.
+
+    ``indices[name]`` is an index array, or None for every row (the full plate).
+    NumPyro's plate then scales its log-densities by ``size / len(indices)``:
+    1 for the full plate. As the outer handler it is applied after any ``seed``
+    inside the model, so its indices win.
+    """
+
+    def __init__(self, fn=None, indices=None):
+        self.indices = dict(indices or {})
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] == "plate" and msg["name"] in self.indices:
+            size = msg["args"][0]
+            idx = self.indices[msg["name"]]
+            idx = jnp.arange(size) if idx is None else idx
+            msg["value"] = idx
+            msg["args"] = (size, int(idx.shape[0]))
+
+
+class FullPlates(_PlateIndices):
+    """A subsampled model evaluated on every row: each named plate covers its full size.
+
+    Equal (and hashing equal) for the same model and plates, so compiled programs
+    cached under it are found again by the next fit of the same model.
+    """
+
+    def __init__(self, fn=None, plates=()):
+        self.plates = tuple(plates)
+        super().__init__(fn, indices={p: None for p in self.plates})
+
+    def __eq__(self, other):
+        return type(other) is FullPlates and other.fn == self.fn and other.plates == self.plates
+
+    def __hash__(self):
+        return hash((FullPlates, self.fn, self.plates))
+
+    def __reduce__(self):
+        return (FullPlates, (self.fn, self.plates))
+
+
+def full_plates(model: Callable, plates) -> FullPlates:
+    """The model with the named subsampling plates covering every row (scale 1)."""
+    if isinstance(model, FullPlates):
+        plates = tuple(dict.fromkeys(model.plates + tuple(plates)))
+        model = model.fn
+    return FullPlates(model, plates=tuple(plates))
+
+
+def subsampled_model(model: Callable) -> Callable:
+    """The model as the user wrote it (undo :func:`full_plates`)."""
+    return model.fn if isinstance(model, FullPlates) else model
+
+
+def chunked_log_density(model: Callable, args, kwargs, values: dict, plate: str, size: int, chunk: int):
+    """The log-density of ``model`` with the plate ``plate`` covering all ``size`` rows,
+    accumulated over chunks of ``chunk`` consecutive rows (``lax.map`` over the full chunks,
+    then the remainder): NumPyro scales each chunk by ``size/chunk``, undone here exactly
+    up to rounding, so the sum is the full-data log-density with memory for one chunk."""
+    from numpyro.infer.util import log_density as _log_density
+
+    def one(idx):
+        ll, _ = _log_density(_PlateIndices(model, {plate: idx}), args, kwargs, values)
+        return ll * (idx.shape[0] / size)
+
+    k, r = divmod(size, chunk)
+    total = jnp.zeros(())
+    if k:
+        total = total + jnp.sum(jax.lax.map(one, jnp.arange(k * chunk).reshape(k, chunk)))
+    if r:
+        total = total + one(jnp.arange(k * chunk, size))
+    return total
+
+
+class SviProgram(NamedTuple):
+    """NumPyro's SVI on the prior-free model with an ``AutoDelta`` guide, stepped in windows.
+
+    ``init(z, rng_key)`` is the SVI state with the guide's parameters at the flat
+    unconstrained point ``z``; ``window(state, data)`` runs ``steps`` SVI steps
+    (one compiled ``lax.scan``) and returns the new state, the per-step losses and
+    the average of the iterates over the window (flat, unconstrained).
+    """
+
+    init: Callable
+    window: Callable
+    steps: int
+
+
+def svi_program(
+    model: Callable, sites: ModelSites, layout, rebuild: Callable, optimizer, steps: int, args, kwargs
+):
+    """Build :class:`SviProgram` for ``model`` (the user's model, subsample plates intact).
+
+    The guide's ``{site}_auto_loc`` parameters (and the model's own ``numpyro.param``
+    sites) are optimized on the unconstrained scale of ``biject_to(support)``, the same
+    bijection as mleppl's flat vector ``z``, so the optimizer state is ``z`` itself,
+    split by site. ``optimizer`` is an optax ``GradientTransformation``; ``args, kwargs``
+    (the data) are used once to set up the guide.
+    """
+    from numpyro.infer import SVI, Trace_ELBO
+    from numpyro.infer.autoguide import AutoDelta
+    from numpyro.optim import optax_to_numpyro
+
+    pf = prior_free(model, sites)
+    guide = AutoDelta(pf)
+    svi = SVI(pf, guide, optax_to_numpyro(optimizer), Trace_ELBO())
+    blocks = list(layout.blocks())
+    names = [f"{b.site.name}_auto_loc" if b.site.kind == "sample" else b.site.name for b in blocks]
+    # set the guide up once (its prototype trace); the state is rebuilt from z below
+    proto = svi.init(jax.random.PRNGKey(0), *args, **kwargs)
+    got = set(svi.optim.get_params(proto.optim_state))
+    if got != set(names):
+        raise ValueError(
+            f"method='svi': expected the guide's parameters {sorted(names)}, got {sorted(got)} "
+            "(a model whose parameters change between traces is not supported)"
+        )
+
+    def to_z(params_u):
+        return jnp.concatenate([jnp.ravel(params_u[n]).astype(jnp.float64) for n in names])
+
+    def init(z, rng_key):
+        u = layout.unravel(z)
+        params = {n: u[b.site.name] for n, b in zip(names, blocks)}
+        return proto._replace(optim_state=svi.optim.init(params), rng_key=rng_key)
+
+    def window(state, data):
+        a, kw = rebuild(data)
+
+        def body(carry, _):
+            st, zsum = carry
+            st, loss = svi.stable_update(st, *a, **kw)
+            return (st, zsum + to_z(svi.optim.get_params(st.optim_state))), loss
+
+        p = layout.size
+        (state, zsum), losses = jax.lax.scan(body, (state, jnp.zeros((p,))), None, length=steps)
+        return state, losses, zsum / steps
+
+    return SviProgram(init, jax.jit(window), steps)
+
+
+def frozen_minibatches(model: Callable, args: tuple, kwargs: dict, plates) -> list[str]:
+    """The subsampling plates whose minibatch does not change with the random key given from
+    outside (a model wrapped in ``handlers.seed`` draws the same minibatch at every step)."""
+
+    def indices(k):
+        m = handlers.seed(handlers.substitute(model, substitute_fn=_origin_value), jax.random.PRNGKey(k))
+        tr = handlers.trace(m).get_trace(*args, **kwargs)
+        return {name: np.asarray(tr[name]["value"]) for name in plates if name in tr}
+
+    a, b = indices(1), indices(2)
+    return [name for name in a if name in b and np.array_equal(a[name], b[name])]

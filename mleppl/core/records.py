@@ -150,6 +150,15 @@ class FitRecord:
     random_modes, random_sd : Mapping[str, ndarray]
         For sites integrated out (``random=``): conditional modes at the estimate and
         conditional standard deviations (see ``MLEResult.random_effects``).
+    svi : Mapping or None
+        For a stochastic fit (``method="svi"``): ``steps`` taken of ``num_steps``,
+        ``learning_rate``, ``warmup``, ``check_every``, ``tol``, ``stop`` (``"tol"`` or
+        ``"budget"``), ``decrement_svi`` (the full-data Newton decrement λ at the SVI
+        estimate: its distance to the exact maximum in standard errors), ``z_svi`` (that
+        estimate, unconstrained), ``newton_steps`` (exact full-data steps taken after it),
+        ``batches`` (``(plate, size, subsample_size)`` per subsampled plate) and
+        ``history`` (rows ``step, mean minibatch loss, full-data NLL, λ`` per window).
+        None for the exact methods.
     """
 
     params: Mapping[str, np.ndarray]
@@ -180,6 +189,7 @@ class FitRecord:
     optima: Any = None
     random_modes: Mapping[str, np.ndarray] = dataclasses.field(default_factory=lambda: FrozenDict())
     random_sd: Mapping[str, np.ndarray] = dataclasses.field(default_factory=lambda: FrozenDict())
+    svi: Mapping[str, Any] | None = None
 
     @property
     def aic(self) -> float:

@@ -26,6 +26,7 @@ class Status(enum.IntEnum):
     BETTER_OPTIMUM = 7
     NOISE_FLOOR = 8
     DIVERGING = 9
+    STOCHASTIC = 10
 
     @property
     def message(self) -> str:
@@ -46,6 +47,9 @@ _MESSAGES = {
     Status.BETTER_OPTIMUM: "a higher likelihood than the fit's was found",
     Status.DIVERGING: "did not converge: an estimate runs to infinity or to a boundary of its support "
     "(its standard error is huge relative to it; res[i].issues has the diagnosis)",
+    Status.STOCHASTIC: "converged within the stochastic tolerance: the full-data Newton decrement "
+    "puts the SVI estimate within svi_options['tol'] standard errors of the exact maximum "
+    "(no exact Newton finish was run)",
     Status.NOISE_FLOOR: "converged to working precision: at a positive-definite Hessian the "
     "negative log-likelihood stopped decreasing with the Newton decrement above the tolerance "
     "but small (λ²/2 ≤ 0.01): rounding noise of the objective dominates its last digits",
@@ -54,5 +58,6 @@ _MESSAGES = {
 
 def succeeded(status):
     """True where a solver's code means an optimum was reached (``CONVERGED`` or, where the
-    objective's rounding noise hides the last digits, ``NOISE_FLOOR``); ints or arrays."""
-    return (status == Status.CONVERGED) | (status == Status.NOISE_FLOOR)
+    objective's rounding noise hides the last digits, ``NOISE_FLOOR``, or, for a stochastic
+    fit without an exact finish, ``STOCHASTIC``); ints or arrays."""
+    return (status == Status.CONVERGED) | (status == Status.NOISE_FLOOR) | (status == Status.STOCHASTIC)

@@ -115,10 +115,13 @@ def find_issues(problem, opt) -> list:
     return []
 
 
-def assemble(problem, method: str, opt, theta, jac, det, jac_det, optima=None, issues=()):
+def assemble(problem, method: str, opt, theta, jac, det, jac_det, optima=None, issues=(), note: str = ""):
     """The fields of the fit record (a dict) from the compiled program's output and the
-    issues the (verified) diagnosis found."""
+    issues the (verified) diagnosis found; ``note`` (how a stochastic fit ran) is appended
+    to the message."""
     converged, message = verdict(opt)
+    if note:
+        message = f"{message} [{note}]"
     inv = invert_information(opt.hess)
     issues = list(issues)
     status = int(opt.status)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core.blas import single_threaded_blas
+from ..core.records import FrozenDict, frozen_array
 from ..core.status import Status, succeeded
 from ..core.warnings import LatentVariableWarning, MultimodalityWarning
 from ..core.x64 import float64
@@ -27,6 +28,7 @@ from ..uncertainty.information import invert_information
 from .assemble import assemble, find_issues
 from .program import METHODS, fit_program, resolve_method
 from .starts import MAX_INIT_ATTEMPTS, check_init, no_start_error, optima_table, start
+from .svi import check_supported, check_svi_options, fit_svi, svi_note
 
 __all__ = ["fit_mle", "METHODS"]
 
@@ -59,6 +61,7 @@ def fit_mle(
     random=None,
     nagq: int = 1,
     coords: dict | None = None,
+    svi_options: dict | None = None,
     **kwargs,
 ) -> MLEResult:
     r"""Maximum-likelihood fit of an unmodified NumPyro model.
@@ -75,11 +78,16 @@ def fit_mle(
     *args, **kwargs
         Passed to the model (covariates and data, e.g. ``X, y=y``). Array
         arguments are the data; other arguments are treated as static.
-    method : {"auto", "newton", "lbfgs", "lbfgs-newton"}
+    method : {"auto", "newton", "lbfgs", "lbfgs-newton", "svi"}
         ``"newton"``: damped Newton with the exact Hessian. ``"lbfgs"``:
         L-BFGS only. ``"lbfgs-newton"``: L-BFGS, then Newton to polish.
-        ``"auto"`` chooses Newton when ``nobs · p²`` is small, else
-        ``"lbfgs-newton"``.
+        ``"svi"``: stochastic optimization (NumPyro's SVI with an ``AutoDelta``
+        guide on the prior-free model, optax Adam), one minibatch per step when
+        a plate has ``subsample_size``, judged and finished on the full data
+        (see ``svi_options`` and the SVI guide). ``"auto"`` chooses ``"svi"`` when
+        a plate subsamples, else Newton when ``nobs · p²`` is small, else
+        ``"lbfgs-newton"``. With an exact method, a subsampled plate is
+        expanded to every row: the exact full-data MLE is fitted.
     init : dict, optional
         Constrained start values by site name. Other sample sites start at
         the origin of the unconstrained space (zero locations, unit scales),
@@ -106,6 +114,15 @@ def fit_mle(
     nagq : int
         Quadrature points per group for one scalar random effect per group
         (lme4's ``nAGQ``); 1 means Laplace.
+    svi_options : dict, optional
+        For ``method="svi"``: ``num_steps`` (SVI step budget, 5000),
+        ``learning_rate`` (peak Adam step size on the unconstrained scale, 0.02),
+        ``warmup`` (linear warmup steps, ``num_steps // 20``), ``check_every``
+        (steps per judged window: one epoch of minibatches, at least 25), ``tol``
+        (stop SVI when the full-data Newton decrement λ at the window's average
+        iterate is ≤ ``tol`` standard errors, 0.5), ``newton_steps`` (exact
+        full-data Newton steps after SVI, 5; 0 keeps the SVI estimate, converged
+        when λ ≤ ``tol``). ``res.svi`` records the run.
     n_starts : int
         Number of starts (default 1). With more, all are fitted in one
         vmapped program, the best optimum is returned, ``res.optima`` lists
@@ -149,6 +166,13 @@ def fit_mle(
     :math:`H = \nabla^2 \ell(\hat z)` mapped to :math:`\theta` by the delta
     method, :math:`\Sigma_\theta = J H^{-1} J^\top`.
 
+    With ``method="svi"`` and a plate of :math:`n` rows subsampled to :math:`B`,
+    each SVI step follows the unbiased estimate
+    :math:`\hat\ell_B(z) = -\tfrac{n}{B}\sum_{i\in\text{batch}} \log p(y_i \mid x_i;\theta(z))`;
+    its optimization error is judged on the full data by the Newton decrement
+    :math:`\lambda = \sqrt{g^\top H^{-1} g}` (distance to :math:`\hat z` in standard
+    errors), and :math:`\ell`, :math:`g`, :math:`H` always cover every row.
+
     Examples
     --------
     >>> import numpy as np, numpyro, numpyro.distributions as dist
@@ -165,15 +189,18 @@ def fit_mle(
     """
     _check_options(method, max_steps, tol, init, n_starts)
     random = _check_random(random, nagq)
+    svi_opts = check_svi_options(svi_options)
     with single_threaded_blas():
         key = as_rng_key(rng_key)
         problem = _bind(model, args, kwargs, key, init or {}, random=random, nagq=nagq)
         problem = _with_coords(problem, coords)
         _warn_random_like(problem, key)
         init = check_init(init or {}, problem)
-        meth = resolve_method(method, problem.nobs, problem.layout.size)
+        meth = resolve_method(method, problem.nobs, problem.layout.size, bool(problem.subsample))
         steps = None if max_steps is None else int(max_steps)
         scale = jnp.asarray(float(problem.nobs))
+        if meth == "svi" and problem.layout.size:
+            return _svi(problem, init, key, svi_opts, float(tol), n_starts, max_steps)
         if problem.layout.size == 0:
             out, optima = _no_parameters(problem), None
         elif n_starts > 1:
@@ -185,6 +212,35 @@ def fit_mle(
         if n_starts == 1 and (issues or not succeeded(int(out[0].status))):
             out, issues = _verify(problem, init, key, meth, steps, float(tol), scale, out, issues)
         return MLEResult(**assemble(problem, meth, *out, optima=optima, issues=issues))
+
+
+def _svi(problem, init, key, opts, tol, n_starts, max_steps) -> MLEResult:
+    """``method="svi"``: the stochastic phase and the full-data finish of :mod:`.svi`."""
+    if n_starts != 1:
+        raise ValueError(f"n_starts: expected 1 with method='svi', got {n_starts}")
+    if max_steps is not None:
+        raise ValueError(
+            f"max_steps: expected None with method='svi' (its budgets are svi_options['num_steps'] "
+            f"and svi_options['newton_steps']), got {max_steps!r}"
+        )
+    check_supported(problem)
+    out, info = None, None
+    for attempt in range(MAX_INIT_ATTEMPTS):
+        z0 = start(problem, init, key, attempt)
+        f = float(jax.device_get(problem.negloglik(z0, problem.data)))
+        if np.isfinite(f):
+            out, info = fit_svi(problem, z0, key, opts, tol)
+            break
+        if attempt == 0 and len(init) == len(problem.sites.free):
+            raise ValueError("init: the log-likelihood is not finite at the given start")
+    if out is None:
+        raise no_start_error(problem)
+    issues = find_issues(problem, out[0])
+    rec = assemble(problem, "svi", *out, issues=issues, note=svi_note(info, out[0]))
+    return MLEResult(
+        **rec,
+        svi=FrozenDict({k: frozen_array(v) if isinstance(v, np.ndarray) else v for k, v in info.items()}),
+    )
 
 
 def _with_coords(problem, coords):

@@ -222,6 +222,10 @@ def fit_many(
         key = as_rng_key(rng_key)
         problem = bind_one(0)
         init_c = check_init(init or {}, problem)
+        if method == "svi":
+            raise ValueError(
+                "method: expected one of the exact methods for fit_many, got 'svi' (use fit_mle)"
+            )
         meth = resolve_method(method, problem.nobs, problem.layout.size)
         z0 = start(problem, init_c, key, 0)
         prog = many_program(problem, meth, None if max_steps is None else int(max_steps), float(tol), axes)

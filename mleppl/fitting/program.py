@@ -10,7 +10,7 @@ from ..solvers.minimize import minimize
 
 __all__ = ["fit_program", "many_program", "batch_negloglik", "resolve_method", "METHODS"]
 
-METHODS = ("auto", "newton", "lbfgs", "lbfgs-newton")
+METHODS = ("auto", "newton", "lbfgs", "lbfgs-newton", "svi")
 # Newton's cost per step grows like nobs·p² (the Hessian), L-BFGS's like nobs·p:
 # below this budget exact Newton is as cheap as anything and the most robust.
 _NEWTON_BUDGET = 5e7
@@ -19,9 +19,13 @@ _NEWTON_BUDGET = 5e7
 HESS_TANGENTS = 5e6
 
 
-def resolve_method(method: str, nobs: int, p: int) -> str:
+def resolve_method(method: str, nobs: int, p: int, subsampled: bool = False) -> str:
+    """The method ``"auto"`` stands for: ``"svi"`` for a model whose plates subsample,
+    else Newton when ``nobs · p²`` is small, else L-BFGS with a Newton finish."""
     if method != "auto":
         return method
+    if subsampled:
+        return "svi"
     return "newton" if nobs * max(p, 1) ** 2 <= _NEWTON_BUDGET else "lbfgs-newton"
 
 

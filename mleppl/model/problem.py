@@ -44,6 +44,10 @@ class Problem(NamedTuple):
     nobs: int
     model_name: str = ""
     random: Any = None  # latent.RandomSpec when sites are integrated out (random=)
+    # (plate, size, subsample_size) of each plate the user's model subsamples; the model
+    # above is then the full-data version (npa.FullPlates) and the objective covers every row
+    subsample: tuple = ()
+    row_chunk: tuple = ()  # (plate, size, rows): the objective accumulated over chunks of rows
 
     def rebuild(self, data) -> tuple[tuple, dict]:
         return self.spec.rebuild(data)
@@ -92,7 +96,11 @@ class Problem(NamedTuple):
         if self.random is not None:
             return latent.laplace_negloglik(self, z, data)
         args, kwargs = self.rebuild(data)
-        if self.sites.discrete:
+        if self.row_chunk:
+            ll = npa.chunked_log_density(
+                self.prior_free_model, args, kwargs, self.layout.constrain(z), *self.row_chunk
+            )
+        elif self.sites.discrete:
             ll = npa.enumerated_log_density(
                 self.prior_free_model, args, kwargs, self.layout.constrain(z), self.sites.max_plate_nesting
             )
@@ -135,6 +143,8 @@ class Problem(NamedTuple):
             labels=other.labels,
             key=other.key,
             nobs=other.nobs,
+            subsample=other.subsample,
+            row_chunk=other.row_chunk,
         )
 
 
@@ -224,11 +234,8 @@ def bind(
             )
     sites = npa.describe_observed(tr, sites)
     if sites.subsampled:
-        raise ValueError(
-            f"plate(s) {list(sites.subsampled)} subsample the data (subsample_size < size): expected "
-            "full plates; a subsampled likelihood is a noisy estimate, and under handlers.seed one "
-            "fixed subsample would be fitted with full-data standard errors (write the plate "
-            "without subsample_size to fit every observation)"
+        return _bind_full(
+            model, args, kwargs, rng_key, tr, init=init, coords=coords, random=random, nagq=nagq
         )
     nobs = sum(o.count for o in sites.data)
     if nobs == 0:
@@ -247,6 +254,37 @@ def bind(
     if sites.random:
         problem = _with_random(problem, tr, nagq)
     return problem
+
+
+# Subsampled plates of more rows than this are evaluated in chunks of rows (bounded memory).
+ROW_CHUNK = 8192
+
+
+def _bind_full(model, args, kwargs, rng_key, tr, **options) -> Problem:
+    """A model with ``plate(..., subsample_size=b)``: bound on its full-data version.
+
+    Every downstream quantity (log-likelihood, observed information, robust
+    covariances, predictive draws) is then a full-data one; the minibatches are
+    only for the stochastic optimizer (``method="svi"``). With one subsampled plate
+    holding every observed site, the objective is accumulated over chunks of
+    ``max(subsample_size, ROW_CHUNK)`` rows.
+    """
+    sub = tuple(npa.subsample_plates(tr))
+    if options.get("random"):
+        raise ValueError(
+            f"random: expected a model without subsampled plates, got plate(s) {[s[0] for s in sub]} "
+            "with subsample_size (integrating out random effects needs every observation)"
+        )
+    full = npa.full_plates(model, [name for name, _, _ in sub])
+    problem = bind(full, args, kwargs, rng_key, **options)
+    row_chunk = ()
+    if len(sub) == 1 and not problem.sites.discrete:
+        name, size, b = sub[0]
+        chunk = max(b, ROW_CHUNK)
+        in_plate = all(name in [pl[0] for pl in o.plates] for o in problem.sites.data)
+        if in_plate and size > chunk:
+            row_chunk = (name, size, chunk)
+    return problem._replace(subsample=sub, row_chunk=row_chunk)
 
 
 def _with_random(problem: Problem, tr: dict, nagq: int) -> Problem:
