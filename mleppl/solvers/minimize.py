@@ -1,4 +1,4 @@
-"""``minimize``: the phases (L-BFGS, trust-region Newton) and mleppl's own convergence test.
+r"""``minimize``: the phases (L-BFGS, trust-region Newton) and mleppl's own convergence test.
 
 Convergence is judged by mleppl, never by an optimizer's flag: at the last
 evaluated point the Hessian H must be positive definite and the Newton
@@ -9,6 +9,18 @@ the returned point is exact to about working precision and the returned Hessian
 ``λ²/2`` estimates the log-likelihood still to be gained, and ``λ`` is the
 distance to the optimum measured in standard errors (the Mahalanobis norm
 under ``H⁻¹``), so the tolerance is scale-free.
+
+Large data (``lbfgs-newton``): a Hessian costs many passes over the data (at
+10⁶ × 50, about six value-and-gradient passes), so after L-BFGS the Hessian is
+evaluated once, at the L-BFGS end point :math:`z_L`, and if that point is within
+``CHORD_TOL`` (λ ≤ 1.4e-5 standard errors) the estimate is finished by *chord*
+Newton steps :math:`z \leftarrow z - H(z_L)^{-1}\nabla\ell(z)` (one gradient pass
+each) until the decrement under :math:`H(z_L)` is at ``POLISH_FLOOR·tol``. The
+returned Hessian is then :math:`H(z_L)`, at most 1.4e-5 standard errors from the
+returned point: its relative difference from :math:`H(\hat z)` is of order
+:math:`\lambda\, n^{-1/2}` (standard errors at 10⁶ × 50 agree with statsmodels to
+6e-11, the same as those from the Hessian at the returned point). Otherwise the full
+trust-region Newton loop runs from :math:`z_L`.
 """
 
 from __future__ import annotations
@@ -22,13 +34,16 @@ import jax.numpy as jnp
 from ..core.status import Status
 from .lbfgs import lbfgs
 from .linalg import decrement, eig_scaled, evaluate
-from .newton import NEAR_TOL, newton
+from .newton import NEAR_TOL, POLISH_FLOOR, newton
 
 __all__ = ["OptResult", "minimize", "SOLVER_METHODS"]
 
 SOLVER_METHODS = ("newton", "lbfgs", "lbfgs-newton")
 # L-BFGS steps when the caller gives no budget (each costs a few gradients).
 LBFGS_MAX_STEPS = 5000
+# λ²/2 at the L-BFGS end point below which chord steps finish a large-data fit.
+CHORD_TOL = 1e-10
+CHORD_STEPS = 4
 
 
 class OptResult(NamedTuple):
@@ -59,6 +74,43 @@ def _lbfgs_polish(fun: Callable, z, tol, chunk):
     dec2_new, pd_new = _decrement_at(g_new, h_new)
     keep = near & pd_new & jnp.isfinite(f_new) & (dec2_new < dec2)
     return jax.tree.map(lambda a, b: jnp.where(keep, a, b), (z_new, f_new, g_new, h_new), (z, f, g, h))
+
+
+class _Chord(NamedTuple):
+    z: jax.Array
+    f: jax.Array
+    g: jax.Array
+    dec2: jax.Array  # gᵀ H(z_L)⁻¹ g at z
+    k: jax.Array
+    going: jax.Array
+
+
+def _chord_finish(fun: Callable, z, f, g, h, tol):
+    """Chord Newton steps with the Hessian ``h`` at ``z`` (see the module notes).
+
+    Returns the chord state and whether it converged (``λ²/2 ≤ tol`` under ``h``).
+    """
+    dsc, lam, v, gt = eig_scaled(g, jnp.where(jnp.all(jnp.isfinite(h)), h, 0.0))
+    dec2, pd = decrement(lam, gt)
+    lam_safe = jnp.where(pd, lam, 1.0)
+
+    def dec_of(gg):
+        return jnp.sum((v.T @ (gg * dsc)) ** 2 / lam_safe)
+
+    def body(c: _Chord) -> _Chord:
+        z_new = c.z - dsc * (v @ ((v.T @ (c.g * dsc)) / lam_safe))
+        f_new, g_new = jax.value_and_grad(fun)(z_new)
+        d_new = dec_of(g_new)
+        ok = jnp.isfinite(f_new) & jnp.all(jnp.isfinite(g_new)) & (d_new < c.dec2)
+        pick = lambda a, b: jnp.where(ok, a, b)  # noqa: E731
+        return _Chord(pick(z_new, c.z), pick(f_new, c.f), pick(g_new, c.g), pick(d_new, c.dec2), c.k + 1, ok)
+
+    near = pd & jnp.isfinite(f) & jnp.all(jnp.isfinite(g)) & (0.5 * dec2 <= CHORD_TOL)
+    c0 = _Chord(z, f, g, dec2, jnp.asarray(0, jnp.int32), near)
+    c = jax.lax.while_loop(
+        lambda c: c.going & (c.k < CHORD_STEPS) & (0.5 * c.dec2 > POLISH_FLOOR * tol), body, c0
+    )
+    return c, near & (0.5 * c.dec2 <= tol)
 
 
 def _decrement_at(g, h):
@@ -123,6 +175,19 @@ def minimize(
             ),
         )
         k = zero
+    elif method == "lbfgs-newton":
+        f0, g0, h0 = evaluate(fun, z, hess_chunk)  # the one Hessian a large-data fit needs
+        chord, done = _chord_finish(fun, z, f0, g0, h0, tol)
+
+        def finished(_):
+            return chord.z, chord.f, chord.g, h0, chord.k, jnp.asarray(Status.CONVERGED, jnp.int32)
+
+        def full_newton(z):
+            st = newton(fun, z, max_steps=max_steps, tol=tol, chunk=hess_chunk)
+            return st.z, st.f, st.g, st.h, st.k, st.status.astype(jnp.int32)
+
+        z, f, g, h, k, status = jax.lax.cond(done, finished, full_newton, z)
+        dec2, pd = _decrement_at(g, h)
     else:
         st = newton(fun, z, max_steps=max_steps, tol=tol, chunk=hess_chunk)
         z, f, g, h, k, status = st.z, st.f, st.g, st.h, st.k, st.status
