@@ -82,3 +82,47 @@ def test_bad_batched_arguments_are_named():
         fit_many(nb2, X, y=counts(3), batched=("z",))
     with pytest.raises(ValueError, match="one batch size"):
         fit_many(nb2, np.broadcast_to(X, (4, *X.shape)), y=counts(3), batched=("X", "y"))
+
+
+def test_fits_the_fast_solver_gives_up_are_refitted_like_fit_mle(monkeypatch):
+    """With the line-search Newton capped at 2 passes no fit converges there: every fit goes
+    through the trust-region fallback and still equals its single fit."""
+    import mleppl.fitting.program as program
+
+    y = counts(4)
+    monkeypatch.setattr(program, "FAST_MAX_STEPS", 2)
+    mleppl.clear_cache()  # compiled programs do not key on the cap
+    try:
+        res = fit_many(nb2, X, y=y)
+    finally:
+        mleppl.clear_cache()
+    assert res.converged.all()
+    for i in (0, 3):
+        one = fit_mle(nb2, X, y=y[i])
+        assert_rel(res.params["b"][i], one.params["b"], 1e-8, "estimates after the fallback")
+        assert_rel(res.se["phi"][i], one.se["phi"], 1e-6, "standard errors after the fallback")
+        assert res[i].n_steps == one.n_steps  # the trust-region path's own step count
+
+
+def test_line_search_newton_converges_or_hands_the_fit_back():
+    import jax
+    import jax.numpy as jnp
+
+    from mleppl.core.status import Status
+    from mleppl.solvers.batched import line_search_newton
+
+    a = jnp.array([[3.0, 1.0], [1.0, 2.0]])
+
+    def fun(z):  # smooth, convex, not quadratic: Newton needs several steps
+        return jnp.sum(jnp.exp(z)) - jnp.sum(z * jnp.array([2.0, 0.5])) + 0.5 * z @ a @ z
+
+    with jax.enable_x64(True):
+        res = line_search_newton(fun, jnp.array([3.0, -4.0]), tol=1e-12)
+        assert int(res.status) == Status.CONVERGED
+        g = jax.grad(fun)(res.z)
+        assert float(jnp.max(jnp.abs(g))) < 1e-9
+        assert_rel(res.hess, jax.hessian(fun)(res.z), 1e-12, "the Hessian is the one at the returned point")
+        capped = line_search_newton(fun, jnp.array([3.0, -4.0]), tol=1e-12, max_steps=1)
+        assert int(capped.status) == Status.MAX_STEPS
+        bad = line_search_newton(lambda z: jnp.log(z[0]) + z[1] ** 2, jnp.array([-1.0, 0.0]), tol=1e-12)
+        assert int(bad.status) == Status.NONFINITE_START

@@ -3,8 +3,9 @@
 Genomics fits one negative-binomial GLM per gene; simulation studies, toys and per-subject
 fits have the same shape. The datasets share the model and the shapes of their arrays; the
 arguments named in ``batched`` carry a leading batch axis, the rest are shared. Every fit
-runs the same trust-region Newton under ``jax.vmap`` (in chunks), each with its own status:
-a failed fit is a recorded status, never an abort of the others.
+runs a line-search Newton under ``jax.vmap`` (in chunks), and the few it does not settle
+are refitted with ``fit_mle``'s trust-region Newton; each fit has its own status: a failed
+fit is a recorded status, never an abort of the others.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class BatchResult:
 
 
 @jax.jit
-def _batched_se(hess, jac):
+def _batched_se_program(hess, jac):
     """Per fit: standard errors J H⁻¹ Jᵀ (Jacobi-scaled eigen-inverse, as
     :func:`mleppl.uncertainty.information.invert_information`), unconstrained SEs, and
     positive-definiteness; NaN where the information is singular. One vmapped program
@@ -114,6 +115,52 @@ def _batched_se(hess, jac):
 
     with jax.enable_x64(True):
         return jax.vmap(one)(hess, jac)
+
+
+def _batched_se(hess, jac):
+    return tuple(np.asarray(a) for a in jax.device_get(_batched_se_program(hess, jac)))
+
+
+def _suspect(z, se_z, pd_ok) -> np.ndarray:
+    """Fits whose information is singular or whose unconstrained standard error is huge
+    relative to the estimate (the first stage of fit_mle's diagnosis)."""
+    z = np.asarray(z)
+    return ~pd_ok | np.any(~np.isfinite(se_z) | (se_z > SE_RATIO * np.maximum(1.0, np.abs(z))), axis=1)
+
+
+def _put(a, idx, b):
+    a = np.array(a)
+    a[idx] = b
+    return a
+
+
+def _take(x, idx: np.ndarray):
+    """Rows ``idx`` of a batched argument; an array sharded along its batch axis stays
+    sharded the same way (the gather runs where the data are)."""
+    sharding = getattr(x, "sharding", None)
+    if isinstance(x, jax.Array) and sharding is not None and len(sharding.device_set) > 1:
+        if np.array_equal(idx, np.arange(x.shape[0])):
+            return x
+        try:
+            return jax.jit(lambda a, i: a[i], out_shardings=sharding)(x, jnp.asarray(idx))
+        except ValueError:  # a chunk the mesh does not divide: wherever XLA puts it
+            pass
+    return x[idx]
+
+
+def _run_chunks(prog, leaves, axes, idx: np.ndarray, chunk: int, z0, scale, progress: bool):
+    """The batched program over the fits ``idx``, ``chunk`` at a time (the last chunk padded
+    with repeats, so every chunk has one shape and the program compiles once); host arrays."""
+    outs = []
+    for lo in range(0, idx.size, chunk):
+        take = min(chunk, idx.size - lo)
+        rows = np.resize(idx[lo : lo + take], chunk)  # pad the last chunk
+        data = tuple(_take(x, rows) if a == 0 else x for x, a in zip(leaves, axes))
+        out = jax.device_get(prog(data, z0, scale))
+        outs.append(jax.tree_util.tree_map(lambda v, t=take: np.asarray(v)[:t], out))
+        if progress:
+            print(f"\rfit_many: {lo + take}/{idx.size} fits", end="", file=sys.stderr, flush=True)
+    return jax.tree_util.tree_map(lambda *v: np.concatenate(v), *outs)
 
 
 def _batch_size(values: dict) -> int:
@@ -173,9 +220,13 @@ def fit_many(
 
     Notes
     -----
-    Each fit :math:`b` maximizes :math:`\sum_i \log p(y_{bi} \mid x_{bi}; \theta_b)` with the
-    trust-region Newton method of :func:`mleppl.fit_mle`; the fits run in lock step under
-    ``jax.vmap`` (a chunk takes as many steps as its slowest member). Standard errors come from
+    Each fit :math:`b` maximizes :math:`\sum_i \log p(y_{bi} \mid x_{bi}; \theta_b)`. The fits
+    run in lock step under ``jax.vmap``, first with a line-search Newton method (exact
+    Hessian; at most 16 passes, see :mod:`mleppl.solvers.batched`); the fits it does not
+    bring to convergence, or whose standard errors look suspect, are refitted with the
+    trust-region Newton method of :func:`mleppl.fit_mle` from the same start. Both stop on
+    ``fit_mle``'s convergence test, :math:`\lambda^2/2 = \tfrac12 g^\top H^{-1} g \le`
+    ``tol`` at a positive-definite :math:`H`. Standard errors come from
     each fit's observed information, as in :func:`mleppl.fit_mle`. The after-fit diagnosis
     (separation, boundaries) runs when a single fit is taken out with ``res[i]``.
 
@@ -228,31 +279,34 @@ def fit_many(
             )
         meth = resolve_method(method, problem.nobs, problem.layout.size)
         z0 = start(problem, init_c, key, 0)
-        prog = many_program(problem, meth, None if max_steps is None else int(max_steps), float(tol), axes)
+        steps = None if max_steps is None else int(max_steps)
         scale = jnp.asarray(float(problem.nobs))
-        chunk = min(int(chunk_size), size)
-        outs = []
-        for lo in range(0, size, chunk):
-            idx = np.resize(np.arange(lo, min(lo + chunk, size)), chunk)  # pad the last chunk
-            data = tuple(x[idx] if a == 0 else x for x, a in zip(inputs.leaves, axes))
-            out = jax.device_get(prog(data, z0, scale))
-            take = min(chunk, size - lo)
-            outs.append(jax.tree_util.tree_map(lambda v, t=take: np.asarray(v)[:t], out))
-            if progress:
-                print(f"\rfit_many: {lo + take}/{size} fits", end="", file=sys.stderr, flush=True)
+        # the cheap line-search Newton first, on every fit; the fits it gives up (and those
+        # that end with a suspect standard error) are refitted with fit_mle's own method
+        first = "fast" if meth == "newton" else meth
+        prog = many_program(problem, first, steps, float(tol), axes)
+        out = _run_chunks(
+            prog, inputs.leaves, axes, np.arange(size), min(int(chunk_size), size), z0, scale, progress
+        )
+        se_flat, se_z, pd_ok = _batched_se(out[0].hess, out[2])
+        redo = ~succeeded(out[0].status) | _suspect(out[0].z, se_z, pd_ok)
+        if first == "fast" and redo.any():
+            idx = np.flatnonzero(redo)
+            bucket = min(int(chunk_size), 1 << int(idx.size - 1).bit_length())  # few shapes, few compiles
+            prog = many_program(problem, meth, steps, float(tol), axes)
+            again = _run_chunks(prog, inputs.leaves, axes, idx, bucket, z0, scale, False)
+            out = jax.tree_util.tree_map(lambda a, b: _put(a, idx, b), out, again)
+            se_again = _batched_se(again[0].hess, again[2])
+            se_flat, se_z, pd_ok = (_put(a, idx, b) for a, b in zip((se_flat, se_z, pd_ok), se_again))
         if progress:
             print(file=sys.stderr)
-    opt, theta, jac, det, jac_det = jax.tree_util.tree_map(lambda *v: np.concatenate(v), *outs)
+    opt, theta, jac, det, jac_det = out
     status = np.asarray(opt.status)
     converged = np.asarray(succeeded(status), bool)
-    se_flat, se_z, pd_ok = (np.asarray(a) for a in jax.device_get(_batched_se(opt.hess, jac)))
     # the cheap first stage of fit_mle's diagnosis: an estimate whose standard error is huge
     # relative to it is running to infinity or a boundary (a decrement that vanishes
     # exponentially can pass the convergence test there): not reported as converged
-    z_all = np.asarray(opt.z)
-    flagged = converged & (
-        ~pd_ok | np.any(~np.isfinite(se_z) | (se_z > SE_RATIO * np.maximum(1.0, np.abs(z_all))), axis=1)
-    )
+    flagged = converged & _suspect(opt.z, se_z, pd_ok)
     converged = converged & ~flagged
     status = np.where(flagged, int(Status.DIVERGING), status)
     n_bad = int((~converged).sum())

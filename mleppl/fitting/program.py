@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from ..core import cache
+from ..solvers.batched import FAST_MAX_STEPS, line_search_newton
 from ..solvers.minimize import minimize
 
 __all__ = ["fit_program", "many_program", "batch_negloglik", "resolve_method", "METHODS"]
@@ -52,20 +53,22 @@ def batch_negloglik(problem):
 
 
 def _single_fit(pr, method: str, max_steps: int | None, tol: float, chunk: int | None):
-    """``run(data, z0, scale) -> (OptResult, theta, jacobian, det, det_jacobian)`` (traceable)."""
+    """``run(data, z0, scale) -> (OptResult, theta, jacobian, det, det_jacobian)`` (traceable).
+
+    ``method="fast"``: the line-search Newton of :mod:`mleppl.solvers.batched` (for
+    ``fit_many``; lanes it gives up are refitted with ``"newton"``)."""
     layout = pr.layout
     has_det = bool(pr.sites.deterministic)
 
     def run(data, z0, scale):
-        res = minimize(
-            lambda z: pr.negloglik(z, data),
-            z0,
-            method=method,
-            scale=scale,
-            max_steps=max_steps,
-            tol=tol,
-            hess_chunk=chunk,
-        )
+        fun = lambda z: pr.negloglik(z, data)  # noqa: E731
+        if method == "fast":
+            steps = FAST_MAX_STEPS if max_steps is None else min(max_steps, FAST_MAX_STEPS)
+            res = line_search_newton(fun, z0, tol=tol, max_steps=steps, chunk=chunk)
+        else:
+            res = minimize(
+                fun, z0, method=method, scale=scale, max_steps=max_steps, tol=tol, hess_chunk=chunk
+            )
         theta, jac = layout.theta(res.z), jax.jacfwd(layout.theta)(res.z)
         if has_det:
             flat_det = lambda z: pr.deterministic(z, data)  # noqa: E731
@@ -96,7 +99,8 @@ def fit_program(problem, method: str, max_steps: int | None, tol: float, batched
 
 def many_program(problem, method: str, max_steps: int | None, tol: float, data_axes: tuple):
     """The fit vmapped over datasets: ``data_axes`` says which data arrays carry the batch
-    axis (0) and which are shared (None); one start for all fits."""
+    axis (0) and which are shared (None); one start for all fits. ``method="fast"``: the
+    line-search Newton that ``fit_many`` runs first."""
     p = problem.layout.size
     chunk = hess_chunk(problem.nobs, p)
     key = (*problem.structure_key, "many", method, max_steps, tol, data_axes, chunk)

@@ -7,6 +7,12 @@ part of the compilation key. Nothing the caller passed is ever written to,
 and nothing downstream holds the caller's memory: each array argument becomes
 a private, read-only copy, so an (immutable) result does not change when the
 caller later modifies their arrays in place.
+
+JAX arrays are immutable and are kept where they are: an argument placed on
+several devices (a ``NamedSharding`` along the observation plate, or a global
+array of a multi-process run) stays there, so the compiled fit computes on it
+in place (jit follows its inputs' shardings). Only a dtype conversion, done on
+the same devices, ever replaces it.
 """
 
 from __future__ import annotations
@@ -81,7 +87,46 @@ def _private(a: np.ndarray, dtype) -> jax.Array:
     return jax.device_put(a, may_alias=False)  # float64/int64: callers run under @float64
 
 
+def _device_array(x: jax.Array, label: str) -> jax.Array:
+    """A JAX array argument, kept on its devices (and sharding): JAX arrays are immutable, so
+    no private copy is needed; a dtype conversion runs where the data are."""
+    import jax.numpy as jnp
+
+    kind = x.dtype.kind
+    if kind == "b":
+        return x
+    if kind == "f":
+        if x.dtype.itemsize < 8 and x.size and not bool(jnp.all(x == jnp.round(x))):
+            _warn_precision(label, x.dtype, 7)
+        return x if x.dtype == np.float64 else x.astype(np.float64)
+    if kind in "iu":
+        if x.dtype.itemsize == 8 and kind == "u" and x.size and int(jnp.max(x)) > np.iinfo(np.int64).max:
+            _raise_uint(label, x.dtype, int(jnp.max(x)))
+        return x if x.dtype == np.int64 else x.astype(np.int64)
+    raise TypeError(f"argument {label}: expected a numeric or boolean array, got dtype {x.dtype}")
+
+
+def _warn_precision(label: str, dtype, stacklevel: int) -> None:
+    # whole numbers (counts stored as floats) lose nothing in float32
+    warnings.warn(
+        f"argument {label}: got {dtype} data, expected float64; the digits lost in "
+        f"{dtype} are not recovered (jnp.asarray rounds to float32 while JAX's x64 is off: "
+        "pass NumPy float64 arrays)",
+        PrecisionWarning,
+        stacklevel=stacklevel,
+    )
+
+
+def _raise_uint(label: str, dtype, largest: int):
+    raise ValueError(
+        f"argument {label}: expected integers that fit int64, got {dtype} values up to "
+        f"{largest} (they would wrap around to negative numbers; convert explicitly)"
+    )
+
+
 def _convert(x, label: str) -> jax.Array:
+    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
+        return _device_array(x, label)
     if hasattr(x, "to_numpy") and not isinstance(x, (np.ndarray, jax.Array)):
         try:
             x = _pandas_to_numpy(x)
@@ -94,21 +139,11 @@ def _convert(x, label: str) -> jax.Array:
         return _private(a, bool)
     if a.dtype.kind == "f":
         if a.dtype.itemsize < 8 and a.size and not np.all(a == np.round(a)):
-            # whole numbers (counts stored as floats) lose nothing in float32
-            warnings.warn(
-                f"argument {label}: got {a.dtype} data, expected float64; the digits lost in "
-                f"{a.dtype} are not recovered (jnp.asarray rounds to float32 while JAX's x64 is off: "
-                "pass NumPy float64 arrays)",
-                PrecisionWarning,
-                stacklevel=5,
-            )
+            _warn_precision(label, a.dtype, 6)
         return _private(a, np.float64)
     if a.dtype.kind in "iu":
         if a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
-            raise ValueError(
-                f"argument {label}: expected integers that fit int64, got {a.dtype} values up to "
-                f"{int(a.max())} (they would wrap around to negative numbers; convert explicitly)"
-            )
+            _raise_uint(label, a.dtype, int(a.max()))
         return _private(a, np.int64)
     raise TypeError(
         f"argument {label}: expected a numeric or boolean array, got dtype {a.dtype}"

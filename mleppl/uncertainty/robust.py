@@ -26,7 +26,7 @@ from ..core.records import InverseInformation, mask_cov
 from ..model.units import observation_units, unit_loglik, unit_problem, unit_weights
 from .information import delta_cov, invert_information, restrict
 
-__all__ = ["COV_KINDS", "scores", "cov_z_of_kind", "deterministic_se", "RobustCov", "robust_cov"]
+__all__ = ["COV_KINDS", "scores", "meat", "cov_z_of_kind", "deterministic_se", "RobustCov", "robust_cov"]
 
 COV_KINDS = ("oim", "opg", "hc0", "hc1", "cluster")
 
@@ -37,6 +37,36 @@ def _score_program(problem, spec):
         return jax.jit(jax.jacfwd(lambda z, data: unit_loglik(pr, spec, z, data)))
 
     return cache.get_or_build((*problem.structure_key, "scores", spec), build)
+
+
+def _meat_program(problem, spec, n_groups: int | None):
+    """``(z, data, codes) -> Σ_g S_g S_gᵀ`` (p × p) in one program: the scores are formed and
+    summed where the data are (on several devices when the data are sharded along the
+    observation plate; only the p × p result comes back). ``n_groups=None``: one group per
+    unit (Σ_i s_i s_iᵀ)."""
+
+    def build():
+        pr = problem.static()
+        score = jax.jacfwd(lambda z, data: unit_loglik(pr, spec, z, data))
+
+        def meat(z, data, codes):
+            s = score(z, data)
+            if n_groups is not None:
+                s = jax.ops.segment_sum(s, codes, num_segments=n_groups)
+            return s.T @ s
+
+        return jax.jit(meat)
+
+    return cache.get_or_build((*problem.structure_key, "meat", spec, n_groups), build)
+
+
+def meat(problem, z, codes=None, n_groups: int | None = None) -> np.ndarray:
+    r"""The middle of the sandwich, :math:`\sum_g S_g S_g^\top` with :math:`S_g = \sum_{i \in g} s_i`
+    (``codes`` in ``0..n_groups-1``, one per unit), or :math:`\sum_i s_i s_i^\top` without."""
+    spec = observation_units(problem)
+    c = jnp.zeros((0,), jnp.int32) if codes is None else jnp.asarray(codes, jnp.int32)
+    m = _meat_program(problem, spec, n_groups)(jnp.asarray(z), problem.data, c)
+    return np.asarray(jax.device_get(m), dtype=np.float64)
 
 
 def scores(problem, z) -> np.ndarray:
@@ -82,27 +112,26 @@ def cov_z_of_kind(rec, kind: str, groups=None) -> InverseInformation:
     if kind == "oim":
         return inv
     problem = unit_problem(rec.problem, rec.z)
-    s = scores(problem, rec.z)
     units = observation_units(problem)
     weights = unit_weights(problem, units)
     n = int(np.count_nonzero(weights))
-    p = s.shape[1]
+    p = int(np.size(rec.z))
+    if kind in ("opg", "hc0", "hc1"):
+        outer = meat(problem, rec.z)
     if kind == "opg":
-        return restrict(invert_information(s.T @ s), rec.invalid)
+        return restrict(invert_information(outer), rec.invalid)
     if kind in ("hc0", "hc1"):
-        out = _sandwich(inv, s.T @ s)
+        out = _sandwich(inv, outer)
         if kind == "hc1":
             if n <= p:
                 raise ValueError(f"kind='hc1': expected more observations than parameters, got n={n}, p={p}")
             out = out._replace(cov=out.cov * (n / (n - p)))
         return out
-    codes = _check_groups(groups, s.shape[0], units.marginal)
+    codes = _check_groups(groups, weights.shape[0], units.marginal)
     n_groups = int(codes.max()) + 1
     if n_groups < 2:
         raise ValueError(f"groups: expected at least 2 distinct clusters, got {n_groups}")
-    sums = np.zeros((n_groups, p))
-    np.add.at(sums, codes, s)
-    out = _sandwich(inv, sums.T @ sums)
+    out = _sandwich(inv, meat(problem, rec.z, codes, n_groups))
     factor = n_groups / (n_groups - 1) * (n - 1) / (n - p)
     return out._replace(cov=out.cov * factor)
 
