@@ -157,7 +157,8 @@ def write(rows, out: Path, elapsed: float) -> None:
         f"Machine: {machine()}. Produced by `benchmarks/bench_logistic.py` on "
         f"{time.strftime('%Y-%m-%d')} in {elapsed / 60:.1f} min. Each tool ran in its own process; "
         "rounds interleaved; medians. Times are seconds per fit, standard errors included for "
-        "mleppl and statsmodels. First call = a fresh process's first fit, compilation included "
+        "mleppl and statsmodels; statsmodels runs with one BLAS thread (its faster setting on this "
+        "2-core machine), mleppl pins its own BLAS to one thread during a fit. First call = a fresh process's first fit, compilation included "
         "(persistent compilation cache off). SVI + Adam (lr 0.01, from zero) is timed after its "
         "compilation, checked every 50 steps until its log-likelihood is within 0.01 of the maximum.",
         "",

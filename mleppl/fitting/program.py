@@ -17,7 +17,7 @@ METHODS = ("auto", "newton", "lbfgs", "lbfgs-newton", "svi")
 _NEWTON_BUDGET = 5e7
 # Above this many (observation × direction) tangent values the Hessian is computed in
 # chunks of directions, bounding its memory to ~ _HESS_TANGENTS × 8 bytes per array.
-HESS_TANGENTS = 2.5e7
+HESS_TANGENTS = 1e7
 
 
 def resolve_method(method: str, nobs: int, p: int, subsampled: bool = False) -> str:
