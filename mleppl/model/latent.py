@@ -324,7 +324,9 @@ def _block_diagonal(problem, z0, data) -> bool:
         return jnp.max(jnp.abs(full - approx)), jnp.max(jnp.abs(full))
 
     problem = problem.static()  # what the cached program keeps (check reads it when traced)
-    prog = cache.get_or_build((*problem.structure_key, "block-check"), lambda: jax.jit(check))
+    prog = cache.get_or_build(
+        (*problem.structure_key, "block-check"), lambda: cache.jit(check, hoist=problem.constants)
+    )
     err, scale = prog(z0, v, r, data)
     return bool(err <= 1e-8 * (float(scale) + 1e-300))
 
@@ -350,7 +352,9 @@ def _observation_groups(problem, z0, data) -> tuple:
         )[1]
 
     problem = problem.static()
-    prog = cache.get_or_build((*problem.structure_key, "obs-groups"), lambda: jax.jit(both))
+    prog = cache.get_or_build(
+        (*problem.structure_key, "obs-groups"), lambda: cache.jit(both, hoist=problem.constants)
+    )
     d1, d2 = prog(v, data)
     out = []
     for name in problem.sites.observed:

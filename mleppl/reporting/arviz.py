@@ -226,9 +226,7 @@ def build_datatree(
             ).replicates
         data["posterior_predictive"] = {n: _sample_axes(o.select(reps[n], 1)) for n, o in obs.items()}
     data["observed_data"] = {n: o.select(sites.observed_site(n).value, 0) for n, o in obs.items()}
-    data["constant_data"] = {
-        _arg_name(lab, i): np.asarray(x) for i, (lab, x) in enumerate(zip(problem.labels, leaves))
-    }
+    data["constant_data"] = {_arg_name(lab, i): np.asarray(x) for i, (lab, x) in enumerate(problem.arrays())}
     if predictions is not None:
         data["predictions"] = {k: _sample_axes(np.asarray(v)) for k, v in predictions.items()}
     if predictions_constant_data is not None:
