@@ -66,6 +66,7 @@ class ObservedSite(NamedTuple):
     mask: np.ndarray | None  # True = observed, over the batch shape; None when nothing is masked
     weight: np.ndarray  # mask × scale over the batch shape (NumPyro's weight of each term)
     count: int  # unmasked log-likelihood terms
+    censoring: tuple | None = None  # ("right" | "left", censored indicator over the batch shape)
 
 
 class ModelSites(NamedTuple):
@@ -418,7 +419,29 @@ def _describe_observed(tr: dict, name: str) -> ObservedSite:
         mask=observation_mask(tr, name),
         weight=weight,
         count=observed_count(tr, name),
+        censoring=censoring(tr, name),
     )
+
+
+def observed_names(model: Callable, args: tuple, kwargs: dict, rng_key) -> set[str]:
+    """Names of the sample sites that are observed when the model runs with these arguments."""
+    tr = trace_model(model, args, kwargs, rng_key)
+    return {k for k, v in tr.items() if v["type"] == "sample" and v["is_observed"]}
+
+
+def censoring(tr: dict, name: str) -> tuple[str, np.ndarray] | None:
+    """``("right" | "left", indicator)`` for a site of NumPyro's ``RightCensoredDistribution`` /
+    ``LeftCensoredDistribution`` (indicator True where the value is a censoring time, over
+    the batch shape); None otherwise."""
+    from numpyro.distributions import LeftCensoredDistribution, RightCensoredDistribution
+
+    fn = base_distribution(tr[name]["fn"])
+    for cls, side in ((RightCensoredDistribution, "right"), (LeftCensoredDistribution, "left")):
+        if isinstance(fn, cls):
+            shape = tuple(tr[name]["fn"].batch_shape)
+            flag = np.broadcast_to(np.asarray(jax.device_get(fn.censored)) != 0, shape)
+            return side, np.array(flag)
+    return None
 
 
 def log_density(model: Callable, args: tuple, kwargs: dict, values: dict):
