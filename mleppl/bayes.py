@@ -206,25 +206,26 @@ def fit_nuts(
     return nuts_to_datatree(mcmc, prior=prior)
 
 
-def _flatten(ds, *, sample_dims=("chain", "draw")) -> dict[str, np.ndarray]:
-    """label → draws (chain·draw,) for every scalar element of every variable of ``ds``."""
+def _flatten(ds, *, sample_dims=("chain", "draw"), coords=None) -> dict[str, np.ndarray]:
+    """label → draws (chain·draw,) for every scalar element of every variable of ``ds``
+    (``coords``: the fit's names for vector entries, ``beta[age]``)."""
     out = {}
     for name, da in ds.data_vars.items():
         other = [d for d in da.dims if d not in sample_dims]
         v = np.asarray(da.transpose(*sample_dims, *other).values, dtype=np.float64)
         shape = v.shape[len(sample_dims) :]
         v = v.reshape((-1,) + shape)
-        for i, label in enumerate(param_labels(str(name), tuple(shape))):
+        for i, label in enumerate(param_labels(str(name), tuple(shape), coords)):
             out[label] = v.reshape(v.shape[0], -1)[:, i]
     return out
 
 
-def _flatten_stat(ds) -> dict[str, float]:
+def _flatten_stat(ds, coords=None) -> dict[str, float]:
     """label → value for a dataset of per-element statistics (no sample dims)."""
     out = {}
     for name, da in ds.data_vars.items():
         v = np.asarray(da.values, dtype=np.float64)
-        for label, x in zip(param_labels(str(name), v.shape), v.ravel()):
+        for label, x in zip(param_labels(str(name), v.shape, coords), v.ravel()):
             out[label] = float(x)
     return out
 
@@ -476,11 +477,12 @@ def compare(res: MLEResult, datatree, *, level: float = 0.95) -> pd.DataFrame:
         raise TypeError(f"res: expected an MLEResult from mleppl.fit_mle, got {type(res).__name__}")
     level = check_level(level)
     post = _posterior_group(datatree)
-    draws = _flatten(post)
+    coords = dict(res.problem.layout.coords) if res.problem is not None else {}
+    draws = _flatten(post, coords=coords)
     diag = posterior_diagnostics(datatree)
-    rhat, ess = _flatten_stat(diag["r_hat"]), _flatten_stat(diag["ess_mean"])
+    rhat, ess = _flatten_stat(diag["r_hat"], coords), _flatten_stat(diag["ess_mean"], coords)
     has_prior = "prior" in datatree.children
-    prior = _flatten(datatree["prior"].to_dataset()) if has_prior else {}
+    prior = _flatten(datatree["prior"].to_dataset(), coords=coords) if has_prior else {}
     mle = _mle_side(res)
     effect = _prior_effect(res, prior) if has_prior else {}
     conflicts = [n for n, (_, _, c) in effect.items() if c > PRIOR_CONFLICT_TOL]
@@ -592,32 +594,32 @@ def _is_flagged(row: dict[str, Any]) -> bool:
 
 
 # --------------------------------------------------------------------------- plot
-def _as_chains(ds, chains: int, draws: int):
-    """Reshape a one-chain dataset of ``chains·draws`` draws to ``(chains, draws)``."""
-    import xarray as xr
-
-    out = {}
-    for name, da in ds.data_vars.items():
-        other = [d for d in da.dims if d not in ("chain", "draw")]
-        v = np.asarray(da.transpose("chain", "draw", *other).values)
-        out[name] = (("chain", "draw", *other), v.reshape((chains, draws) + v.shape[2:]))
-    coords = {k: v for k, v in ds.coords.items() if k not in ("chain", "draw")}
-    return xr.Dataset(out, coords={**coords, "chain": np.arange(chains), "draw": np.arange(draws)})
-
-
-def _standardized(ds, res: MLEResult):
-    """``(θ − θ̂)/se`` for the variables with an MLE side; others are left out."""
-    import xarray as xr
-
-    est = {**res.params, **res.deterministic}
-    se = {**res.se, **res.deterministic_se}
-    out = {}
-    for name, da in ds.data_vars.items():
-        if name not in est:
-            continue
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[name] = da.copy(data=(np.asarray(da.values) - est[name]) / se[name])
-    return xr.Dataset(out)
+def _compare_rows(res: MLEResult, post, standardize: bool, level: float):
+    """Per scalar label: the MLE's estimate and intervals (``level`` and 50 %, as
+    :meth:`MLEResult.conf_int` reports them) and the posterior's draws, standardized by
+    the MLE's ``(θ − θ̂)/se`` when asked; labels named as in ``res.param_names``."""
+    coords = dict(res.problem.layout.coords) if res.problem is not None else {}
+    draws = _flatten(post, coords=coords)
+    mle = _mle_side(res)
+    outer, inner = (res.conf_int(lv) for lv in (level, 0.5))
+    z_out, z_in = normal_quantile(0.5 + level / 2.0), normal_quantile(0.75)
+    rows = {}
+    for label in list(mle) + [k for k in draws if k not in mle]:
+        est, se = mle.get(label, (math.nan, math.nan))
+        if standardize and not (label in draws and se > 0 and math.isfinite(se)):
+            continue  # the standardized view needs both sides and a usable se
+        if label in outer.index:  # parameters: the table's (support-respecting) Wald intervals
+            ci = (outer.loc[label, "lower"], outer.loc[label, "upper"])
+            ci50 = (inner.loc[label, "lower"], inner.loc[label, "upper"])
+        else:  # deterministic sites: est ± z·se, as compare() reports them
+            ci, ci50 = (est - z_out * se, est + z_out * se), (est - z_in * se, est + z_in * se)
+        d = draws.get(label)
+        if standardize:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ci, ci50 = ((np.asarray(c, float) - est) / se for c in (ci, ci50))
+                d, est = (d - est) / se, 0.0
+        rows[label] = (est, tuple(ci), tuple(ci50), d)
+    return rows
 
 
 def plot_compare(
@@ -650,24 +652,25 @@ def plot_compare(
         natural scale, every posterior variable shown.
     level : float
         Level of the outer interval; the inner one is 50 %.
-    rng_key : jax.random.PRNGKey or int, optional
-        Randomness of the draws that represent the MLE (default key 0).
+    rng_key : optional
+        Unused (the MLE side is no longer drawn); kept so that existing calls work.
 
     Returns
     -------
     arviz_plots.PlotCollection
-        The plot (``.viz`` holds the matplotlib objects; ``.savefig(path)`` saves it).
+        The plot, one row per scalar parameter labelled as in ``res.param_names``
+        (``beta[age]`` with ``coords=``), one line per fit (``.viz["twig"]["beta[age]"]``
+        holds the matplotlib objects; ``.savefig(path)`` saves it).
 
     Notes
     -----
-    The MLE is drawn as ``res.to_datatree(num_samples=S)`` with S = chains ×
-    draws of the posterior, reshaped to the posterior's ``(chain, draw)`` shape
-    (ArviZ silently loses intervals when the shapes differ; statistics also skip
-    NaN as a second guard). The draws are :math:`\\theta(z_s)`,
-    :math:`z_s \\sim N(\\hat z, \\Sigma_z)`: where :math:`\\theta(z)` is nearly
-    linear over the interval their equal-tailed interval is the Wald interval;
-    on a bounded parameter it is the interval on the unconstrained scale mapped
-    back, so it stays inside the support.
+    The MLE side is exact, not drawn: its marker is :math:`\\hat\\theta` (0 when
+    standardized) and its intervals are those of :meth:`MLEResult.conf_int` at
+    ``level`` and 50 %, the summary table's Wald intervals (for a bounded parameter the
+    interval on the unconstrained scale mapped back, so it stays inside the support;
+    ``est ± z·se`` for deterministic sites, as :func:`compare` reports them). The
+    posterior side is its mean and equal-tailed intervals. Standardized, each value
+    :math:`x` is shown as :math:`(x - \\hat\\theta)/\\mathrm{se}`.
 
     Examples
     --------
@@ -694,15 +697,33 @@ def plot_compare(
     level = check_level(level)
     post = _posterior_group(datatree)
     chains, draws = int(post.sizes["chain"]), int(post.sizes["draw"])
-    mle_tree = res.to_datatree(
-        num_samples=chains * draws, rng_key=rng_key, log_likelihood=False, posterior_predictive=False
-    )
-    mle_post = _as_chains(mle_tree["posterior"].to_dataset(), chains, draws)
-    if standardize:
-        mle_post, post = _standardized(mle_post, res), _standardized(post, res)
-    trees = {
-        "MLE": xr.DataTree.from_dict({"posterior": mle_post}),
-        "NUTS": xr.DataTree.from_dict({"posterior": post}),
+    rows = _compare_rows(res, post, standardize, level)
+    nan = np.full((chains, draws), np.nan)
+    # one variable per scalar label ("beta[age]"), both fits of the same (chain, draw) shape;
+    # every marker and interval is given, none is estimated from draws of the MLE
+    mle = {k: (("chain", "draw"), np.full((chains, draws), est)) for k, (est, *_) in rows.items()}
+    bayes = {
+        k: (("chain", "draw"), nan if d is None else d.reshape(chains, draws)) for k, (*_, d) in rows.items()
     }
-    xlabel = "(θ − θ̂_MLE) / se_MLE" if standardize else None
-    return plot_forest_models(trees, ci_prob=level, xlabel=xlabel, path=path)
+    tail = (1.0 - level) / 2.0
+
+    def stat(mle_value, bayes_value, bound: bool):
+        out = {}
+        for k, (est, ci, ci50, d) in rows.items():
+            a = np.asarray(mle_value(est, ci, ci50), float)
+            b = np.full_like(a, np.nan) if d is None else np.asarray(bayes_value(d), float)
+            out[k] = (("model", "ci_bound") if bound else ("model",), np.stack([a, b]))
+        coords = {"model": ["MLE", "NUTS"], **({"ci_bound": ["lower", "upper"]} if bound else {})}
+        return xr.Dataset(out, coords=coords)
+
+    stats = {
+        "point_estimate": stat(lambda e, c, c50: e, np.mean, False),
+        "twig": stat(lambda e, c, c50: c, lambda d: np.quantile(d, [tail, 1.0 - tail]), True),
+        "trunk": stat(lambda e, c, c50: c50, lambda d: np.quantile(d, [0.25, 0.75]), True),
+    }
+    trees = {
+        "MLE": xr.DataTree.from_dict({"posterior": xr.Dataset(mle)}),
+        "NUTS": xr.DataTree.from_dict({"posterior": xr.Dataset(bayes)}),
+    }
+    xlabel = "(θ − θ̂) / se of the MLE" if standardize else "value"
+    return plot_forest_models(trees, ci_prob=level, xlabel=xlabel, path=path, stats=stats)

@@ -12,7 +12,9 @@ import os
 from pathlib import Path
 
 import jax
+import numpy as np
 
+from .adapters import numpyro as npa
 from .core.x64 import float64
 from .model.inputs import as_rng_key
 from .model.problem import bind
@@ -35,6 +37,7 @@ KINDS = tuple(_PLOTTERS)
 
 DEFAULT_KIND = {
     "continuous": "dist_pit",
+    "censored": "ecdf",
     "count": "rootogram",
     "binary": "pava",
     "categorical": "pava",
@@ -44,14 +47,25 @@ DEFAULT_KIND = {
 _REQUIRES = {
     "rootogram": ("count", "binary", "categorical", "ordinal"),
     "pava": ("binary", "categorical", "ordinal"),
+    # a censored value's PIT is not uniform under a correct model (a point mass at the
+    # censoring time): PIT checks would call a correct survival model a misfit
+    "pit": ("continuous", "count", "binary", "categorical", "ordinal"),
+    "dist_pit": ("continuous", "count", "binary", "categorical", "ordinal"),
 }
+_DISCRETE = ("count", "binary", "categorical", "ordinal")
 
 
 def _problem_for(res, args: tuple, kwargs: dict, key):
     """The fit's own problem, or the given arguments bound to the fitted model."""
     if not args and not kwargs:
         return res.problem
-    other = bind(res.problem.require_model(), args, kwargs, key)
+    model = res.problem.require_model()
+    try:
+        other = bind(model, args, kwargs, key)
+    except Exception as e:
+        _check_observed_given(res, model, args, kwargs, key, e)
+        raise
+    _check_observed_given(res, model, args, kwargs, key, None)
     have = [(s.name, s.shape) for s in other.layout.sites]
     want = [(s.name, s.shape) for s in res.problem.layout.sites]
     if have != want:
@@ -60,6 +74,25 @@ def _problem_for(res, args: tuple, kwargs: dict, key):
             "(pass data of the same structure as in fit_mle)"
         )
     return res.problem.with_data(other)
+
+
+def _check_observed_given(res, model, args, kwargs, key, error) -> None:
+    """A check compares simulated with observed data: new arguments must carry the data of
+    every observed site of the fit (``plot_ppc(res, X_new)`` without ``y=`` is refused)."""
+    wanted = [o.name for o in res.problem.sites.data if o.kind != "factor"]
+    try:
+        observed = npa.observed_names(model, args, kwargs, key)
+    except Exception:  # noqa: BLE001 - the model's own error (``error``) is the one to report
+        return
+    missing = [n for n in wanted if n not in observed]
+    if missing:
+        labels = [o.label for o in res.problem.sites.data if o.name in missing]
+        raise ValueError(
+            f"observed site(s) {labels}: expected observed data with the new arguments, got none "
+            "(a predictive check compares data simulated from the fit with observed data: pass "
+            "them too, e.g. plot_ppc(res, X_new, y=y_new); for predictions without data use "
+            "res.predictive(rng_key, X_new))"
+        ) from error
 
 
 @float64
@@ -142,7 +175,11 @@ def plot_ppc(
     key = as_rng_key(rng_key)
     k_bind, k_draw = jax.random.split(key)
     problem = _problem_for(res, args, model_kwargs, k_bind)
-    data_kinds = {o.name: o.kind for o in problem.sites.data if o.kind != "factor"}
+    data_kinds = {
+        o.name: "censored" if o.censoring is not None else o.kind
+        for o in problem.sites.data
+        if o.kind != "factor"
+    }
     names = list(data_kinds) if var_names is None else list(var_names)
     unknown = [n for n in names if n not in data_kinds]
     if unknown:
@@ -163,6 +200,8 @@ def plot_ppc(
         posterior_predictive=True,
         observed_names=tuple(names),
     )
+    dt = _censor_replicates(dt, problem, names, jax.random.fold_in(k_draw, 1))
+    dt = _as_counts(dt, [n for n in names if data_kinds[n] in _DISCRETE])
     dt = _flatten_observations(dt, names)
     chosen = {n: kind or DEFAULT_KIND[data_kinds[n]] for n in names}
     groups: dict[tuple, list[str]] = {}
@@ -184,6 +223,85 @@ def plot_ppc(
         if path is not None:
             p = Path(path)
             _save(pc, p.with_name(f"{p.stem}_{'_'.join(sites)}{p.suffix}"))
+    return out
+
+
+def _as_counts(dt, names: list[str]):
+    """Discrete data stored as floats (Poisson counts given as a float64 array) as integers, so
+    ArviZ's discrete checks accept them; values that are not whole numbers are left alone."""
+    if not names:
+        return dt
+    dt = dt.copy()
+    for group in ("observed_data", "posterior_predictive"):
+        ds = dt[group].to_dataset()
+        for n in names:
+            v = np.asarray(ds[n].values)
+            if v.dtype.kind == "f" and np.all(np.isfinite(v)) and np.all(v == np.round(v)):
+                ds[n] = ds[n].copy(data=v.astype(np.int64))
+        dt[group] = ds
+    return dt
+
+
+@float64
+def _censor_replicates(dt, problem, names: list[str], key):
+    """Replicates of censored sites censored the way the data were.
+
+    NumPyro's censored distributions simulate the uncensored times, which a check would
+    compare with data that are partly censoring times: a correct model would look like a
+    misfit. Each replicate is censored at the observation's censoring time: its own value
+    where it was censored; for an observed event the censoring time is unknown but beyond
+    the event, and is drawn from the reverse Kaplan–Meier estimate of the censoring
+    distribution given that (see :func:`censoring_times`; with censoring at the end of
+    follow-up, as in most studies, this is the end of follow-up). Left censoring mirrors this.
+    """
+    sites = {o.name: o for o in problem.sites.data if o.name in names and o.censoring is not None}
+    if not sites:
+        return dt
+    dt = dt.copy()
+    pp = dt["posterior_predictive"].to_dataset()
+    for i, (name, o) in enumerate(sites.items()):
+        side, flag = o.censoring
+        y = np.asarray(dt["observed_data"][name].values, dtype=np.float64)
+        flag = flag if o.mask is None else flag.reshape(-1)[np.flatnonzero(o.mask.ravel())]
+        flag = np.broadcast_to(flag.reshape(flag.shape + (1,) * (y.ndim - flag.ndim)), y.shape)
+        rep = np.asarray(pp[name].values, dtype=np.float64)  # (chain, draw, *y.shape)
+        u = np.asarray(jax.random.uniform(jax.random.fold_in(key, i), rep.shape, dtype=np.float64))
+        sign = 1.0 if side == "right" else -1.0
+        c = sign * censoring_times(sign * y.ravel(), flag.ravel(), u.reshape(-1, y.size)).reshape(rep.shape)
+        pp[name] = pp[name].copy(data=np.minimum(rep, c) if side == "right" else np.maximum(rep, c))
+    dt["posterior_predictive"] = pp
+    return dt
+
+
+def censoring_times(y: np.ndarray, censored: np.ndarray, u: np.ndarray) -> np.ndarray:
+    r"""Right-censoring times for replicates of right-censored data ``y``: ``(S, n)``.
+
+    ``y_i`` where ``censored``; elsewhere (an event at :math:`y_i`, censoring time unknown,
+    :math:`C_i \ge y_i`) a draw from the reverse Kaplan–Meier estimate :math:`\hat G` of the
+    censoring distribution (the censored values are its events) conditional on
+    :math:`C \ge y_i`. The mass :math:`\hat G` leaves beyond the last censoring time goes to
+    the end of follow-up, the largest observed value (no data show what lies beyond it);
+    without any censored value nothing is censored. ``u``: uniforms ``(S, n)`` (inverse-CDF
+    draws).
+    """
+    y, censored = np.asarray(y, np.float64), np.asarray(censored, bool)
+    out = np.broadcast_to(y, u.shape).copy()
+    events = ~censored
+    if not events.any():
+        return out
+    times = np.unique(y[censored])
+    if times.size == 0:
+        out[:, events] = np.inf
+        return out
+    at_risk = np.sum(y[None, :] >= times[:, None], axis=1)
+    lost = np.sum(y[censored][None, :] == times[:, None], axis=1)
+    g = np.cumprod(1.0 - lost / at_risk)  # P(C > t_k)
+    cm = 1.0 - g  # P(C ≤ t_k)
+    k0 = np.searchsorted(times, y[events], side="left")  # first censoring time ≥ the event
+    before = np.where(k0 > 0, cm[np.maximum(k0 - 1, 0)], 0.0)  # P(C < y_i)
+    target = before + u[:, events] * (1.0 - before)
+    idx = np.searchsorted(cm, target, side="left")
+    out[:, events] = np.where(idx < times.size, times[np.minimum(idx, times.size - 1)], y.max())
     return out
 
 
@@ -217,6 +335,8 @@ def _draw(dt, kind: str, sites: list[str], data_type: str | None):
     options = dict(fixed)
     if kind == "pava":
         options["data_type"] = data_type
+        # one panel per category (cumulative for ordinal data): titles clear the row above
+        options["figure_kwargs"] = {"layout": "constrained"}
     if kind == "dist_pit" and len(sites) > 1:  # one row per site; ArviZ's default squeezes the rows
         options["figure_kwargs"] = {"figsize": (10.0, 3.4 * len(sites))}
     return plot_ppc_check(dt, fname, sites, options)

@@ -207,6 +207,20 @@ class MLEResult(FitRecord):
         )
 
     @property
+    def data_as_constants(self) -> bool:
+        """True when the model was compiled with its data held as constants.
+
+        That happens when the model cannot be traced with its data as JAX's traced
+        inputs: it applies NumPy to a data argument (``np.log(exposure)``,
+        ``obs_mask=~np.isnan(y)``), branches on data values, or uses a pandas
+        argument as such (``df["age"]``, ``X.values``). The fit is the same; the cost
+        is that each new dataset compiles its own programs (the fast path compiles once
+        per model and data shapes) and :func:`mleppl.fit_many` cannot batch the model.
+        ``res.problem.spec.constants`` says what stopped the fast path.
+        """
+        return self.problem is not None and self.problem.constants
+
+    @property
     def fit(self) -> _LegacyFit:
         """Deprecated: ``res.problem`` holds the model bound to its data.
 

@@ -24,6 +24,17 @@ from . import NAMES, load_module
 
 NUTS_MODEL = "logistic_regression"
 COLUMNS = ["estimate", "se", "z", "p_value", "ci_lower", "ci_upper"]
+# the MLE-vs-NUTS table as shown (all columns go to the CSV)
+COMPARE_COLUMNS = {
+    "mle": "MLE",
+    "se": "se",
+    "post_mean": "post. mean",
+    "post_sd": "post. sd",
+    "std_diff": "std_diff",
+    "sd_ratio": "sd_ratio",
+    "r_hat": "r_hat",
+    "flag": "flag",
+}
 
 
 def labelled_summary(res, labels: dict) -> pd.DataFrame:
@@ -109,7 +120,7 @@ def nuts_comparison(out: Path) -> str:
     """MLE vs NUTS (priors included) for one model; returns the Markdown section."""
     mod = load_module(NUTS_MODEL)
     ex = mod.load()
-    res = fit_mle(mod.model, *ex.args, **ex.kwargs)
+    res = fit_mle(mod.model, *ex.args, coords=ex.labels, **ex.kwargs)  # labels as in the other tables
     t0 = time.perf_counter()
     dt = mleppl.fit_nuts(
         mod.model, *ex.args, num_warmup=500, num_samples=1000, num_chains=2, progress_bar=False, **ex.kwargs
@@ -121,16 +132,22 @@ def nuts_comparison(out: Path) -> str:
     import matplotlib.pyplot as plt
 
     plt.close("all")
+    shown = table[list(COMPARE_COLUMNS)].rename(columns=COMPARE_COLUMNS)
+    shown["flag"] = np.where(table["flag"], "yes", "")
     print(f"\n=== MLE vs NUTS ({NUTS_MODEL}, 2 chains × 1000 draws, {seconds:.1f} s)")
-    print(table.to_string(float_format=lambda v: f"{v:.4g}"))
+    print(shown.to_string(float_format=lambda v: f"{v:.4g}"))
+    reasons = [f"- `{lab}`: {r}" for lab, r in table["reason"].items() if r]
     return "\n".join(
         [
             f"## MLE vs NUTS: {NUTS_MODEL}",
             "",
             f"{ex.description}. NUTS with the model's priors, 2 chains × 1000 draws ({seconds:.1f} s).",
+            "`std_diff` = (posterior mean − MLE) / se, `sd_ratio` = posterior sd / se; every column "
+            f"is in [{NUTS_MODEL}_mle_vs_nuts.csv]({NUTS_MODEL}_mle_vs_nuts.csv).",
             "",
-            markdown_table(table),
+            markdown_table(shown, fmt=lambda v: f"{v:.4g}"),
             "",
+            *(["Why flagged:", "", *reasons, ""] if reasons else []),
             f"![MLE vs NUTS]({NUTS_MODEL}_mle_vs_nuts.png)",
             "",
         ]
@@ -173,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         write_model_report(out, mod, ex, res, table, seconds, notes, ppc_error)
         index.append(
             {
-                "model": f"[{ex.name}]({ex.name}.md)",
+                "model": ex.name,
                 "data": ex.description,
                 "n": res.nobs,
                 "k": res.n_params,
@@ -190,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Each row links to the model's summary (estimates, standard errors, 95 % intervals, predictive check).",
         "",
-        markdown_table(idx, fmt=lambda v: f"{v:g}"),
+        markdown_table(idx.rename(index=lambda m: f"[{m}]({m}.md)"), fmt=lambda v: f"{v:g}"),
         "",
     ]
     if not opts.no_plots and NUTS_MODEL in names:

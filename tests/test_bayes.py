@@ -255,16 +255,61 @@ def test_plot_compare_writes_png_with_both_intervals(challenger, tmp_path, stand
     pc = mleppl.plot_compare(res, dt, path=path, standardize=standardize)
     assert path.stat().st_size > 5000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    twig = pc.viz["twig"]["beta"]  # outer intervals, one line per fit and coefficient
-    assert set(twig.coords["model"].values) == {"MLE", "NUTS"}
-    for line in np.ravel(twig.values):
-        x = np.asarray(line.get_xdata(), dtype=float)
-        assert np.isfinite(x).all() and x[1] > x[0]  # no silently vanished interval
-    if standardize:  # the MLE's interval is about ±1.96 around 0
-        mle = twig.sel(model="MLE").values.ravel()
-        for line in mle:
-            lo, hi = np.asarray(line.get_xdata(), dtype=float)
-            assert lo == pytest.approx(-1.96, abs=0.25) and hi == pytest.approx(1.96, abs=0.25)
+    for label in ("beta[0]", "beta[1]"):  # one row per scalar parameter, named as in the table
+        twig = pc.viz["twig"][label]  # outer intervals, one line per fit
+        assert set(twig.coords["model"].values) == {"MLE", "NUTS"}
+        for line in np.ravel(twig.values):
+            x = np.asarray(line.get_xdata(), dtype=float)
+            assert np.isfinite(x).all() and x[1] > x[0]  # no silently vanished interval
+        if standardize:  # the MLE's Wald interval is exactly ±1.96 around 0
+            lo, hi = np.asarray(twig.sel(model="MLE").values.item().get_xdata(), dtype=float)
+            assert lo == pytest.approx(-1.959964, abs=1e-6) and hi == pytest.approx(1.959964, abs=1e-6)
     import matplotlib.pyplot as plt
 
+    plt.close("all")
+
+
+def _marker(pc, label, model):
+    return float(pc.viz["point_estimate"][label].sel(model=model).values.item().get_offsets()[0, 0])
+
+
+def test_plot_compare_marks_the_mle_where_the_table_does_and_uses_the_fits_names(small_normal):
+    import matplotlib.pyplot as plt
+
+    res, dt = small_normal
+    natural = mleppl.plot_compare(res, dt, standardize=False)
+    table, post = res.conf_int(), dt["posterior"]
+    # a bounded parameter: the marker is the MLE itself, not the mean of draws that
+    # represent it, and the interval is the one conf_int reports (inside the support)
+    assert _marker(natural, "sigma", "MLE") == pytest.approx(float(res.params["sigma"]), rel=1e-12)
+    lo, hi = natural.viz["twig"]["sigma"].sel(model="MLE").values.item().get_xdata()
+    assert (lo, hi) == pytest.approx(tuple(table.loc["sigma"]), rel=1e-12)
+    assert _marker(natural, "sigma", "NUTS") == pytest.approx(float(post["sigma"].mean()), rel=1e-12)
+    standardized = mleppl.plot_compare(res, dt)
+    assert _marker(standardized, "sigma", "MLE") == 0.0
+    assert set(standardized.viz["twig"].data_vars) == {"mu", "sigma", "snr"}
+    # the axis label stays inside the figure
+    fig = np.ravel(standardized.viz["plot"].sel(column="forest").values)[0].figure
+    fig.canvas.draw()
+    box = fig.axes[-1].xaxis.label.get_window_extent()
+    assert box.y0 >= 0 and box.x1 <= fig.bbox.x1
+    plt.close("all")
+
+
+def test_compare_and_plot_compare_use_named_coordinates(challenger):
+    import matplotlib.pyplot as plt
+
+    res, dt, table = challenger
+    names = ["const", "temperature_f"]
+    named = mleppl.fit_mle(
+        logistic_regression.model,
+        *logistic_regression.load().args,
+        coords={"beta": names},
+        **logistic_regression.load().kwargs,
+    )
+    labelled = mleppl.compare(named, dt)
+    assert list(labelled.index) == ["beta[const]", "beta[temperature_f]"]
+    np.testing.assert_allclose(labelled.post_mean.to_numpy(), table.post_mean.to_numpy(), rtol=1e-12)
+    pc = mleppl.plot_compare(named, dt)
+    assert set(pc.viz["twig"].data_vars) == {"beta[const]", "beta[temperature_f]"}
     plt.close("all")

@@ -159,3 +159,23 @@ def test_predictive_check_renders(name, tmp_path):
     plot_ppc(res, path=path, num_samples=20)
     plt.close("all")
     assert path.stat().st_size > 1000
+
+
+def test_demo_report_tables_are_plain_and_share_their_labels(tmp_path):
+    """``make demo``'s report: ``index.csv`` holds model names (the links live in index.md),
+    and the MLE-vs-NUTS table names the coefficients as the model's own table does."""
+    import pandas as pd
+
+    from models.__main__ import NUTS_MODEL, main
+
+    assert main(["--only", NUTS_MODEL, "--out", str(tmp_path)]) == 0
+    index = pd.read_csv(tmp_path / "index.csv")
+    assert list(index["model"]) == [NUTS_MODEL]
+    assert f"[{NUTS_MODEL}]({NUTS_MODEL}.md)" in (tmp_path / "index.md").read_text()
+    own = pd.read_csv(tmp_path / f"{NUTS_MODEL}.csv", index_col=0)
+    versus = pd.read_csv(tmp_path / f"{NUTS_MODEL}_mle_vs_nuts.csv", index_col=0)
+    assert list(versus.index) == list(own.index) == ["beta[const]", "beta[temperature_f]"]
+    np.testing.assert_allclose(versus["mle"], own["estimate"], rtol=1e-12)
+    section = (tmp_path / "index.md").read_text().split("## MLE vs NUTS")[1]
+    header = next(line for line in section.splitlines() if line.startswith("| parameter"))
+    assert header.count("|") <= 10 and "reason" not in header  # reasons are listed below it

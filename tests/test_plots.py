@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 import numpyro
@@ -112,3 +113,88 @@ def test_validation(res, options, error, match):
 
 def test_public_name():
     assert mleppl.plot_ppc is plot_ppc
+
+
+# ------------------------------------------------------------------ outputs that do not mislead
+def poisson(x, y=None):
+    a = numpyro.sample("a", dist.Normal(0, 5))
+    b = numpyro.sample("b", dist.Normal(0, 5))
+    with numpyro.plate("n", x.shape[0]):
+        numpyro.sample("y", dist.Poisson(jnp.exp(a + b * x)), obs=y)
+
+
+def test_counts_stored_as_floats_get_the_count_check(rng, tmp_path):
+    x = rng.normal(size=80)
+    y = rng.poisson(np.exp(0.3 + 0.5 * x)).astype(np.float64)  # counts in a float64 array
+    fit = fit_mle(poisson, x, y=y)
+    pc = plot_ppc(fit, num_samples=50, path=tmp_path / "r.png")  # a rootogram (was: "y ... continuous")
+    assert type(pc).__name__ == "PlotCollection" and (tmp_path / "r.png").exists()
+    assert plot_ppc(fit, x[:30], y=y[:30], kind="rootogram", num_samples=20) is not None
+
+
+def test_held_out_check_without_observed_data_says_so(rng):
+    x = rng.normal(size=40)
+    fit = fit_mle(poisson, x, y=rng.poisson(np.exp(0.2 * x)).astype(float))
+    with pytest.raises(ValueError, match=r"observed site\(s\) \['y'\]: expected observed data .* got none"):
+        plot_ppc(fit, x[:10])
+
+
+def test_ordinal_panel_titles_do_not_overlap():
+    from models import ordinal_logistic
+
+    ex = ordinal_logistic.load()  # 7 categories: 6 cumulative panels in two rows
+    fit = fit_mle(ordinal_logistic.model, *ex.args, init=ex.init, **ex.fit_options, **ex.kwargs)
+    pc = plot_ppc(fit, num_samples=50)
+    assert type(pc).__name__ == "PlotCollection"
+    fig = plt.gcf()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert len(axes) >= 2
+    for a in axes:
+        title = a.title.get_window_extent(renderer)
+        for b in axes:
+            if b is not a:
+                assert not title.overlaps(b.get_tightbbox(renderer)), a.get_title()
+
+
+def test_censoring_times_by_hand():
+    from mleppl.plots import censoring_times
+
+    y = np.array([2.0, 3.0, 3.0, 5.0, 7.0])
+    cens = np.array([False, True, False, True, False])
+    # reverse Kaplan–Meier of the censoring times {3, 5}: P(C = 3) = 1/4, P(C = 5) = 3/8, and
+    # the rest (3/8) at the end of follow-up (7); an event at 7 is censored at 7
+    u = np.array([[0.1] * 5, [0.5] * 5, [0.9] * 5])
+    c = censoring_times(y, cens, u)
+    np.testing.assert_array_equal(c[:, 1], [3.0, 3.0, 3.0])  # censored: its own value
+    np.testing.assert_array_equal(c[:, 3], [5.0, 5.0, 5.0])
+    np.testing.assert_array_equal(c[:, 0], [3.0, 5.0, 7.0])  # thresholds 1/4 and 5/8
+    np.testing.assert_array_equal(c[:, 2], [3.0, 5.0, 7.0])  # an event tied with C = 3: C ≥ 3
+    np.testing.assert_array_equal(c[:, 4], [7.0, 7.0, 7.0])
+
+
+def test_censored_data_are_checked_against_replicates_censored_alike(tmp_path):
+    import jax
+
+    from mleppl.plots import _censor_replicates
+    from models import weibull_survival
+
+    args, kwargs = weibull_survival.simulate(jax.random.PRNGKey(3), 400)  # random censoring times
+    fit = fit_mle(weibull_survival.model, *args, **kwargs)
+    dt = fit.to_datatree(uncertainty=False, num_samples=300, log_likelihood=False)
+    y = kwargs["y"]
+    raw = dt.posterior_predictive["y"].values.reshape(300, -1)
+    censored = _censor_replicates(dt, fit.problem, ["y"], jax.random.PRNGKey(0))
+    rep = censored.posterior_predictive["y"].values.reshape(300, -1)
+    assert np.all(rep <= raw)
+    for stat in (np.mean, np.median, lambda v, axis=None: np.quantile(v, 0.9, axis=axis)):
+        sims = stat(rep, axis=1)
+        # a correct model: the observed statistic is a typical replicate
+        assert abs(stat(y) - sims.mean()) < 3 * sims.std(), stat
+    # uncensored replicates would call this correct model a misfit
+    assert abs(np.mean(y) - raw.mean(axis=1).mean()) > 5 * raw.mean(axis=1).std()
+    with pytest.raises(ValueError, match="kind='pit': expected a site with continuous"):
+        plot_ppc(fit, kind="pit")
+    pc = plot_ppc(fit, num_samples=40, path=tmp_path / "w.png")  # default for censored data: ECDF
+    assert type(pc).__name__ == "PlotCollection"

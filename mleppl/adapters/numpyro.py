@@ -44,6 +44,7 @@ __all__ = [
     "classify_sites",
     "prior_free",
     "trace_model",
+    "abstract_data_failure",
     "trace_with_values",
     "loglik_terms",
     "log_density",
@@ -65,6 +66,7 @@ class ObservedSite(NamedTuple):
     mask: np.ndarray | None  # True = observed, over the batch shape; None when nothing is masked
     weight: np.ndarray  # mask × scale over the batch shape (NumPyro's weight of each term)
     count: int  # unmasked log-likelihood terms
+    censoring: tuple | None = None  # ("right" | "left", censored indicator over the batch shape)
 
 
 class ModelSites(NamedTuple):
@@ -200,6 +202,34 @@ def trace_model(model: Callable, args: tuple, kwargs: dict, rng_key, init: dict 
         if init:
             seeded = handlers.substitute(seeded, data=init)
         return handlers.trace(seeded).get_trace(*args, **kwargs)
+
+
+def abstract_data_failure(model: Callable, rebuild: Callable, leaves: tuple, tr: dict, rng_key) -> str:
+    """Why the model cannot be traced with its data as abstract (jit-traced) values; "" if it can.
+
+    The model's log-density is traced once under ``jax.eval_shape`` with the data leaves
+    abstract and every latent and param site held at its value in ``tr`` (a trace made
+    with the concrete data): no XLA compilation. A model that applies NumPy to its data
+    (``np.log(x)``, ``~np.isnan(y)``) raises ``TracerArrayConversionError`` here, one that
+    branches on data values a ``ConcretizationTypeError``.
+    """
+    values = {
+        name: site["value"]
+        for name, site in tr.items()
+        if (site["type"] == "sample" and not site["is_observed"]) or site["type"] == "param"
+    }
+    seeded = handlers.seed(model, rng_key)
+
+    def f(data):
+        args, kwargs = rebuild(data)
+        return log_density(seeded, args, kwargs, values)[0]
+
+    try:
+        jax.eval_shape(f, leaves)
+    except Exception as e:  # noqa: BLE001 - whatever stops tracing is the reason
+        first = (str(e).strip().splitlines() or [""])[0]
+        return f"{type(e).__name__}: {first[:200]}"
+    return ""
 
 
 def trace_with_values(model: Callable, args: tuple, kwargs: dict, values: dict, rng_key=None) -> dict:
@@ -389,7 +419,29 @@ def _describe_observed(tr: dict, name: str) -> ObservedSite:
         mask=observation_mask(tr, name),
         weight=weight,
         count=observed_count(tr, name),
+        censoring=censoring(tr, name),
     )
+
+
+def observed_names(model: Callable, args: tuple, kwargs: dict, rng_key) -> set[str]:
+    """Names of the sample sites that are observed when the model runs with these arguments."""
+    tr = trace_model(model, args, kwargs, rng_key)
+    return {k for k, v in tr.items() if v["type"] == "sample" and v["is_observed"]}
+
+
+def censoring(tr: dict, name: str) -> tuple[str, np.ndarray] | None:
+    """``("right" | "left", indicator)`` for a site of NumPyro's ``RightCensoredDistribution`` /
+    ``LeftCensoredDistribution`` (indicator True where the value is a censoring time, over
+    the batch shape); None otherwise."""
+    from numpyro.distributions import LeftCensoredDistribution, RightCensoredDistribution
+
+    fn = base_distribution(tr[name]["fn"])
+    for cls, side in ((RightCensoredDistribution, "right"), (LeftCensoredDistribution, "left")):
+        if isinstance(fn, cls):
+            shape = tuple(tr[name]["fn"].batch_shape)
+            flag = np.broadcast_to(np.asarray(jax.device_get(fn.censored)) != 0, shape)
+            return side, np.array(flag)
+    return None
 
 
 def log_density(model: Callable, args: tuple, kwargs: dict, values: dict):

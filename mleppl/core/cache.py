@@ -15,7 +15,11 @@ import threading
 from collections.abc import Callable, Hashable
 from typing import Any
 
-__all__ = ["get_or_build", "clear", "info", "items", "MAX_PROGRAMS"]
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["get_or_build", "clear", "info", "items", "jit", "MAX_PROGRAMS"]
 
 MAX_PROGRAMS = 64
 
@@ -36,6 +40,43 @@ def get_or_build(key: Hashable, build: Callable[[], Any]) -> Any:
         while len(_store) > MAX_PROGRAMS:
             _store.popitem(last=False)
     return value
+
+
+def jit(fn: Callable, *, hoist: bool = False) -> Callable:
+    """``jax.jit(fn)``; with ``hoist``, constants ``fn`` closes over become inputs of the program.
+
+    ``jax.jit`` embeds the arrays a function closes over in the XLA program, and XLA then
+    folds every operation on them at compile time: a Poisson log-density over 10⁶ embedded
+    counts took 8 s to compile (``gammaln(y + 1)`` evaluated by the compiler), 0.1 s with the
+    counts as an input. With ``hoist`` the function is traced to a jaxpr once per input
+    signature and its constants (the data of a model whose data are held as constants, and
+    whatever NumPy computed from them) are passed to the compiled program as arguments.
+    """
+    if not hoist:
+        return jax.jit(fn)
+    traced: dict = {}
+    lock = threading.Lock()
+
+    def run(*args):
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        sig = (tree, tuple((np.shape(x), jnp.result_type(x), _weak(x)) for x in leaves))
+        with lock:
+            hit = traced.get(sig)
+        if hit is None:
+            closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
+            jaxpr = closed.jaxpr
+            program = jax.jit(lambda consts, *xs: jax.core.eval_jaxpr(jaxpr, consts, *xs))
+            hit = (program, list(closed.consts), jax.tree_util.tree_structure(shapes))
+            with lock:
+                traced[sig] = hit
+        program, consts, out_tree = hit
+        return jax.tree_util.tree_unflatten(out_tree, program(consts, *leaves))
+
+    return run
+
+
+def _weak(x) -> bool:
+    return isinstance(x, (int, float, complex)) or bool(getattr(x, "weak_type", False))
 
 
 def clear() -> None:

@@ -185,7 +185,8 @@ def _random_effects(problem, z) -> dict:
 
     pr = problem.static()
     prog = cache.get_or_build(
-        (*pr.structure_key, "conditional"), lambda: jax.jit(lambda zz, data: latent.conditional(pr, zz, data))
+        (*pr.structure_key, "conditional"),
+        lambda: cache.jit(lambda zz, data: latent.conditional(pr, zz, data), hoist=pr.constants),
     )
     theta, sd = jax.device_get(prog(z, problem.data))
     layout = problem.random.layout

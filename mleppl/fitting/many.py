@@ -272,6 +272,13 @@ def fit_many(
     with single_threaded_blas():
         key = as_rng_key(rng_key)
         problem = bind_one(0)
+        if problem.constants:
+            raise ValueError(
+                "model: fit_many batches the datasets as traced inputs of one compiled program; "
+                "expected a model that can be traced with its data (jax.numpy on data arguments), "
+                f"got one whose data must be held as constants ({problem.spec.constants}); write "
+                "its data transformations with jax.numpy, or fit each dataset with fit_mle in a loop"
+            )
         init_c = check_init(init or {}, problem)
         if method == "svi":
             raise ValueError(

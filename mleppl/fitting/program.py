@@ -47,7 +47,7 @@ def batch_negloglik(problem):
         def many(zs, data):
             return jax.lax.map(lambda z: pr.negloglik(z, data), zs, batch_size=per)
 
-        return jax.jit(many)
+        return cache.jit(many, hoist=pr.constants)
 
     return cache.get_or_build((*problem.structure_key, "batch-nll"), build)
 
@@ -92,7 +92,7 @@ def fit_program(problem, method: str, max_steps: int | None, tol: float, batched
 
     def build():
         run = _single_fit(problem.static(), method, max_steps, tol, chunk)
-        return jax.jit(jax.vmap(run, in_axes=(None, 0, None)) if batched else run)
+        return cache.jit(jax.vmap(run, in_axes=(None, 0, None)) if batched else run, hoist=problem.constants)
 
     return cache.get_or_build(key, build)
 
@@ -107,6 +107,6 @@ def many_program(problem, method: str, max_steps: int | None, tol: float, data_a
 
     def build():
         run = _single_fit(problem.static(), method, max_steps, tol, chunk)
-        return jax.jit(jax.vmap(run, in_axes=(data_axes, None, None)))
+        return cache.jit(jax.vmap(run, in_axes=(data_axes, None, None)), hoist=problem.constants)
 
     return cache.get_or_build(key, build)

@@ -68,7 +68,8 @@ def start(problem, init: dict, rng_key, attempt: int) -> jax.Array:
 
 
 def no_start_error(problem) -> ValueError:
-    bad = nonfinite_args(problem.labels, problem.data)
+    pairs = problem.arrays()
+    bad = nonfinite_args([lab for lab, _ in pairs], [a for _, a in pairs])
     if bad:
         return ValueError(
             "the log-likelihood is not finite: expected finite covariates, got non-finite "

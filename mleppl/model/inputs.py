@@ -13,10 +13,18 @@ several devices (a ``NamedSharding`` along the observation plate, or a global
 array of a multi-process run) stays there, so the compiled fit computes on it
 in place (jit follows its inputs' shardings). Only a dtype conversion, done on
 the same devices, ever replaces it.
+
+With ``constants=True`` the array arguments are held as constants instead (for
+models that apply NumPy to their data or index a DataFrame by column): each
+keeps its type (a NumPy array stays NumPy, a DataFrame stays a DataFrame) as a
+private float64 (floating) / int64 (integer) copy, and a digest of its content
+enters the compilation key, so a program compiled for one dataset is never
+reused for another.
 """
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import warnings
 from collections.abc import Callable
@@ -27,7 +35,7 @@ import numpy as np
 
 from ..core.warnings import PrecisionWarning
 
-__all__ = ["ArgSpec", "Inputs", "split_inputs", "as_rng_key"]
+__all__ = ["ArgSpec", "Inputs", "split_inputs", "constant_arrays", "has_pandas", "as_rng_key"]
 
 
 def as_rng_key(rng_key):
@@ -53,7 +61,8 @@ class ArgSpec(NamedTuple):
     n_args: int
     kw_names: tuple[str, ...]
     structure: tuple  # per top-level argument: (treedef, kinds)
-    static: tuple  # the static leaves, in order
+    static: tuple  # the static leaves (and, in constants mode, the data), in order
+    constants: str = ""  # why the data are held as constants ("" when they are traced inputs)
 
     def rebuild(self, leaves) -> tuple[tuple, dict]:
         dyn = list(leaves)
@@ -77,6 +86,12 @@ def _is_array_like(x) -> bool:
         return True
     mod = type(x).__module__ or ""
     return mod.startswith("pandas") and hasattr(x, "to_numpy")
+
+
+def has_pandas(args: tuple, kwargs: dict) -> bool:
+    """Whether any argument (or a leaf of a nested argument) is a pandas object."""
+    leaves = jax.tree_util.tree_leaves((args, kwargs), is_leaf=_is_array_like)
+    return any((type(x).__module__ or "").startswith("pandas") for x in leaves)
 
 
 def _private(a: np.ndarray, dtype) -> jax.Array:
@@ -133,18 +148,23 @@ def _convert(x, label: str) -> jax.Array:
         except Exception as e:  # noqa: BLE001 - report any pandas conversion failure
             raise TypeError(f"argument {label}: expected numeric data, got {type(x).__name__} ({e})") from e
     a = np.asarray(x)
+    return _private(a, _target_dtype(a, label))
+
+
+def _target_dtype(a: np.ndarray, label: str, stacklevel: int = 6):
+    """float64 (floating), int64 (integer) or bool; anything else is refused."""
     # dtype.kind, not np.issubdtype: NumPy counts timedelta64 as an integer type,
     # which would silently turn durations into counts of their unit.
     if a.dtype.kind == "b":
-        return _private(a, bool)
+        return bool
     if a.dtype.kind == "f":
         if a.dtype.itemsize < 8 and a.size and not np.all(a == np.round(a)):
-            _warn_precision(label, a.dtype, 6)
-        return _private(a, np.float64)
+            _warn_precision(label, a.dtype, stacklevel + 1)
+        return np.float64
     if a.dtype.kind in "iu":
         if a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
             _raise_uint(label, a.dtype, int(a.max()))
-        return _private(a, np.int64)
+        return np.int64
     raise TypeError(
         f"argument {label}: expected a numeric or boolean array, got dtype {a.dtype}"
         + (
@@ -182,6 +202,75 @@ def _nullable_numeric(dtype) -> bool:
     )
 
 
+def _constant(x, label: str):
+    """A private copy of an array argument held as a constant, of the caller's own type.
+
+    NumPy and JAX arrays: float64 / int64 / bool as for traced data (a NumPy array stays
+    NumPy, read-only; a non-numeric one, e.g. text labels, is copied as it is). pandas objects stay pandas (so ``df["age"]``, ``df.values`` and
+    ``len(df)`` work): a deep copy whose numeric columns are float64 (floating; nullable
+    ``Float64``/``Int64`` columns with missing values too, as NaN) or int64 (integer), and
+    whose other columns (strings, categories, dates) are kept as they are.
+    """
+    if isinstance(x, jax.Array):
+        return _convert(x, label)
+    if isinstance(x, (np.ndarray, np.generic)):
+        a = np.asarray(x)
+        # text, dates, objects: the model's own business (e.g. group == "south"), kept as they are
+        dtype = _target_dtype(a, label, stacklevel=7) if a.dtype.kind in "biuf" else a.dtype
+        a = np.array(a, dtype=dtype, copy=True)
+        a.flags.writeable = False
+        return a
+    import pandas as pd
+
+    if isinstance(x, pd.Series):
+        return _pandas_column(x, label)
+    if isinstance(x, pd.DataFrame):
+        out = x.copy(deep=True)
+        for i, c in enumerate(x.columns):
+            out.isetitem(i, _pandas_column(x.iloc[:, i], f"{label}[{c!r}]"))
+        return out
+    return x.copy(deep=True) if hasattr(x, "copy") else x
+
+
+def _pandas_column(col, label: str):
+    import pandas as pd
+
+    d = col.dtype
+    if not (pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d)) or isinstance(
+        d, pd.CategoricalDtype
+    ):
+        return col.copy(deep=True)
+    a = _pandas_to_numpy(col)
+    return pd.Series(
+        np.array(a, dtype=_target_dtype(a, label, stacklevel=8), copy=True),
+        index=col.index.copy(),
+        name=col.name,
+    )
+
+
+def _digest(x) -> tuple:
+    """A fingerprint of a constant's content (part of the compilation key: a program compiled
+    for one dataset must never serve another)."""
+    h = hashlib.blake2b(digest_size=16)
+    if isinstance(x, (np.ndarray, np.generic, jax.Array)):
+        a = np.ascontiguousarray(np.asarray(x))
+        h.update(f"{type(x).__name__}{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes() if a.dtype.kind != "O" else repr(a.tolist()).encode())
+        return ("digest", h.hexdigest())
+    try:
+        import pandas as pd
+
+        h.update(f"{type(x).__name__}{getattr(x, 'shape', '')}".encode())
+        if isinstance(x, pd.DataFrame):
+            h.update(repr((list(map(str, x.columns)), [str(t) for t in x.dtypes])).encode())
+        elif isinstance(x, pd.Series):
+            h.update(repr((str(x.name), str(x.dtype))).encode())
+        h.update(pd.util.hash_pandas_object(x, index=True).to_numpy().tobytes())
+        return ("digest", h.hexdigest())
+    except Exception:  # noqa: BLE001 - unhashable content: identify the object itself
+        return ("id", id(x))  # the held copy lives as long as any program keyed by it
+
+
 def _labels(model: Callable, n_args: int, kw_names: list[str]) -> list[str]:
     try:
         params = list(inspect.signature(model).parameters.values())
@@ -209,8 +298,12 @@ def _hashable(x) -> bool:
         return False
 
 
-def split_inputs(model: Callable, args: tuple, kwargs: dict) -> Inputs:
-    """Split the model's arguments into array leaves and a static, hashable rest."""
+def split_inputs(model: Callable, args: tuple, kwargs: dict, *, constants: str = "") -> Inputs:
+    """Split the model's arguments into array leaves and a static, hashable rest.
+
+    ``constants`` (a reason, non-empty): hold the array arguments as constants
+    instead (see the module docstring); there are then no leaves.
+    """
     top_labels = _labels(model, len(args), list(kwargs))
     tops = list(args) + list(kwargs.values())
     leaves, labels, static = [], [], []
@@ -222,7 +315,11 @@ def split_inputs(model: Callable, args: tuple, kwargs: dict) -> Inputs:
         kinds = []
         for j, leaf in enumerate(flat):
             lab = label if len(flat) == 1 else f"{label}[{j}]"
-            if _is_array_like(leaf):
+            if _is_array_like(leaf) and constants:
+                c = _constant(leaf, lab)
+                kinds.append(("const", lab, type(c).__name__, getattr(c, "shape", None), _digest(c)))
+                static.append(c)
+            elif _is_array_like(leaf):
                 arr = _convert(leaf, lab)
                 leaves.append(arr)
                 labels.append(lab)
@@ -233,5 +330,25 @@ def split_inputs(model: Callable, args: tuple, kwargs: dict) -> Inputs:
                 static.append(leaf)
         structure.append((treedef, tuple(kinds)))
     key = (len(args), tuple(kwargs), tuple(structure))
-    spec = ArgSpec(len(args), tuple(kwargs), tuple(structure), tuple(static))
+    spec = ArgSpec(len(args), tuple(kwargs), tuple(structure), tuple(static), constants)
     return Inputs(tuple(leaves), tuple(labels), key, spec)
+
+
+def constant_arrays(spec: ArgSpec) -> list[tuple[str, np.ndarray]]:
+    """The numeric arrays among the constants of ``spec``: (label, array), a DataFrame's
+    numeric columns each on its own (label ``'df'['age']``)."""
+    out = []
+    static = list(spec.static)
+    for _, kinds in spec.structure:
+        for k in kinds:
+            v = static.pop(0)
+            if k[0] != "const":
+                continue
+            cols = [(k[1], v)]
+            if hasattr(v, "columns") and hasattr(v, "dtypes"):
+                cols = [(f"{k[1]}[{c!r}]", v[c]) for c in v.columns]
+            for lab, c in cols:
+                a = np.asarray(c.to_numpy() if hasattr(c, "to_numpy") else c)
+                if a.dtype.kind in "biuf":
+                    out.append((lab, a))
+    return out

@@ -381,7 +381,9 @@ def _block_diagonal(problem, z0, data) -> bool:
         return jnp.max(jnp.abs(full - approx)), jnp.max(jnp.abs(full))
 
     problem = problem.static()  # what the cached program keeps (check reads it when traced)
-    prog = cache.get_or_build((*problem.structure_key, "block-check"), lambda: jax.jit(check))
+    prog = cache.get_or_build(
+        (*problem.structure_key, "block-check"), lambda: cache.jit(check, hoist=problem.constants)
+    )
     err, scale = prog(z0, v, r, data)
     return bool(err <= 1e-8 * (float(scale) + 1e-300))
 
@@ -404,7 +406,9 @@ def _term_groups(problem, z0, data):
         return t, d1, d2, joint_logdensity(problem, z0, v, data)
 
     problem = problem.static()
-    prog = cache.get_or_build((*problem.structure_key, "term-groups"), lambda: jax.jit(both))
+    prog = cache.get_or_build(
+        (*problem.structure_key, "term-groups"), lambda: cache.jit(both, hoist=problem.constants)
+    )
     t, d1, d2, joint = prog(z0, v, data)
     out, outside, total = [], float(joint), 0.0
     for name in t:

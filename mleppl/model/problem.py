@@ -9,6 +9,7 @@ likelihood over the constrained parameter (MLE, not MAP).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -17,10 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..adapters import numpyro as npa
+from ..adapters.numpyro import ParamValueError
+from ..core import cache
 from ..core.sites import Layout
 from ..core.x64 import float64
 from . import latent
-from .inputs import ArgSpec, split_inputs
+from .inputs import ArgSpec, Inputs, constant_arrays, has_pandas, split_inputs
 
 __all__ = ["Problem", "bind", "negloglik", "NegLogLik", "nonfinite_args", "random_effect_like"]
 
@@ -31,7 +34,9 @@ class Problem(NamedTuple):
     ``data`` are the array arguments (the only traced inputs of compiled
     programs, passed to them explicitly so that a program compiled for one data
     set serves any other of the same structure); ``spec`` puts them back into
-    ``(args, kwargs)`` together with the static arguments.
+    ``(args, kwargs)`` together with the static arguments. In constants mode
+    (:attr:`constants`) ``data`` is empty and ``spec`` holds the data itself: the
+    compiled programs close over it and their cache key carries a digest of it.
     """
 
     model: Callable | None  # None after unpickling a result whose model could not be pickled
@@ -51,6 +56,18 @@ class Problem(NamedTuple):
 
     def rebuild(self, data) -> tuple[tuple, dict]:
         return self.spec.rebuild(data)
+
+    @property
+    def constants(self) -> bool:
+        """True when the data are held as constants of the compiled programs (the model
+        applies NumPy to its data or uses a DataFrame as such): ``data`` is then empty and
+        ``spec`` holds private copies of the arguments; ``spec.constants`` says why."""
+        return bool(self.spec.constants)
+
+    def arrays(self) -> list[tuple[str, np.ndarray]]:
+        """(argument label, array) of every numeric data argument (a DataFrame held as a
+        constant gives one array per numeric column)."""
+        return data_arrays(self.spec, self.labels, self.data)
 
     @property
     def structure_key(self) -> tuple:
@@ -180,26 +197,7 @@ def bind(
     """
     if not callable(model):
         raise TypeError(f"model: expected a callable NumPyro model, got {type(model).__name__}")
-    inputs = split_inputs(model, args, kwargs)
-    args_c, kwargs_c = inputs.spec.rebuild(inputs.leaves)
-    try:
-        tr = npa.trace_model(model, args_c, kwargs_c, rng_key, init=init)
-    except npa.ParamValueError:
-        raise
-    except Exception as e:
-        bad = nonfinite_args(inputs.labels, inputs.leaves)
-        if bad:
-            raise ValueError(
-                "the model could not be evaluated: expected finite covariates, got non-finite "
-                f"values in argument(s) {', '.join(bad)} (drop or impute those rows); the model "
-                f"raised {type(e).__name__}: {e}"
-            ) from e
-        msg = f"the model raised {type(e).__name__} while being traced with the given data: {e}"
-        try:
-            err = type(e)(msg)
-        except Exception:  # noqa: BLE001 - exception types with unusual constructors
-            err = RuntimeError(msg)
-        raise err from e
+    inputs, tr = _trace_with_data(model, args, kwargs, rng_key, init)
     sites = npa.classify_sites(tr, random=tuple(random))
     missing = [r for r in random if r not in {s.name for s in sites.random}]
     if missing:
@@ -285,6 +283,102 @@ def _bind_full(model, args, kwargs, rng_key, tr, **options) -> Problem:
         if in_plate and size > chunk:
             row_chunk = (name, size, chunk)
     return problem._replace(subsample=sub, row_chunk=row_chunk)
+
+
+def _trace_with_data(model, args, kwargs, rng_key, init) -> tuple[Inputs, dict]:
+    """The model's arguments split into data and static parts, and a trace with the data.
+
+    Fast path: the data are traced inputs of the compiled programs (one program serves
+    every dataset of the same shapes). A model that cannot be traced that way (it applies
+    NumPy to its data, branches on data values, or uses a pandas argument as a DataFrame)
+    is bound with its data held as constants instead.
+    """
+    pandas = has_pandas(args, kwargs)
+    try:
+        inputs = split_inputs(model, args, kwargs)
+    except TypeError as e:
+        # non-numeric data (text labels, a DataFrame with a text column) cannot be traced: held
+        # as constants the model may still use them (group == "south", df["age"]); if it fails
+        # then too, the argument error says what is wrong, with the model's own error after it
+        try:
+            return _constants_trace(model, args, kwargs, rng_key, init, f"{type(e).__name__}: {e}")
+        except ParamValueError:
+            raise
+        except Exception as e2:  # noqa: BLE001 - reported inside the argument error
+            raise TypeError(f"{e}; held as a constant instead, {str(e2)[:300]}") from e
+    args_c, kwargs_c = inputs.spec.rebuild(inputs.leaves)
+    try:
+        tr = npa.trace_model(model, args_c, kwargs_c, rng_key, init=init)
+    except ParamValueError:
+        raise
+    except Exception as e:
+        if not pandas:
+            raise _trace_error(e, inputs) from e
+        # the model may index its DataFrame by column (df["age"]): it gets the DataFrame itself;
+        # if that fails too, its own error (on the arguments as passed) is the one to report
+        return _constants_trace(model, args, kwargs, rng_key, init, f"{type(e).__name__}: {e}")
+    if inputs.leaves:
+        reason = cache.get_or_build(
+            (model, inputs.key, "abstract-data-failure"),
+            lambda: npa.abstract_data_failure(model, inputs.spec.rebuild, inputs.leaves, tr, rng_key),
+        )
+        if reason:
+            return _constants_trace(model, args, kwargs, rng_key, init, reason)
+    return inputs, tr
+
+
+def _constants_trace(model, args, kwargs, rng_key, init, reason: str) -> tuple[Inputs, dict]:
+    reason = (reason.strip().splitlines() or [""])[0][:300]
+    inputs = split_inputs(model, args, kwargs, constants=reason)
+    args_c, kwargs_c = inputs.spec.rebuild(())
+    try:
+        tr = npa.trace_model(model, args_c, kwargs_c, rng_key, init=init)
+    except npa.ParamValueError:
+        raise
+    except Exception as e:
+        raise _trace_error(e, inputs) from e
+    cache.get_or_build((model, "constants-note"), lambda: _note_constants(model, reason))
+    return inputs, tr
+
+
+def _note_constants(model, reason: str) -> bool:
+    """Say once per model (an INFO record of the ``mleppl`` logger) what constants mode costs."""
+    logging.getLogger("mleppl").info(
+        "model %s: its data are held as constants of the compiled programs (%s); every new "
+        "dataset compiles its own programs (about 1-2 s per fit, and the cached programs keep "
+        "their data alive) and fit_many cannot batch it; res.data_as_constants is True. Write the "
+        "data transformations with jax.numpy (or do them before fit_mle) to keep the fast path.",
+        getattr(model, "__qualname__", type(model).__name__),
+        reason,
+    )
+    return True
+
+
+def _trace_error(e: Exception, inputs: Inputs) -> Exception:
+    """The model's own error on being traced with the data, with what mleppl knows about it."""
+    bad = nonfinite_args(*_unzip(data_arrays(inputs.spec, inputs.labels, inputs.leaves)))
+    if bad:
+        return ValueError(
+            "the model could not be evaluated: expected finite covariates, got non-finite "
+            f"values in argument(s) {', '.join(bad)} (drop or impute those rows); the model "
+            f"raised {type(e).__name__}: {e}"
+        )
+    msg = f"the model raised {type(e).__name__} while being traced with the given data: {e}"
+    try:
+        return type(e)(msg)
+    except Exception:  # noqa: BLE001 - exception types with unusual constructors
+        return RuntimeError(msg)
+
+
+def _unzip(pairs) -> tuple[list, list]:
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def data_arrays(spec: ArgSpec, labels, data) -> list[tuple[str, np.ndarray]]:
+    """(label, array) of every numeric data argument: the traced leaves, or the constants."""
+    if spec.constants:
+        return constant_arrays(spec)
+    return [(lab, np.asarray(x)) for lab, x in zip(labels, data)]
 
 
 def _with_random(problem: Problem, tr: dict, nagq: int) -> Problem:

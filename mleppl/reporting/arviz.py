@@ -226,9 +226,7 @@ def build_datatree(
             ).replicates
         data["posterior_predictive"] = {n: _sample_axes(o.select(reps[n], 1)) for n, o in obs.items()}
     data["observed_data"] = {n: o.select(sites.observed_site(n).value, 0) for n, o in obs.items()}
-    data["constant_data"] = {
-        _arg_name(lab, i): np.asarray(x) for i, (lab, x) in enumerate(zip(problem.labels, leaves))
-    }
+    data["constant_data"] = {_arg_name(lab, i): np.asarray(x) for i, (lab, x) in enumerate(problem.arrays())}
     if predictions is not None:
         data["predictions"] = {k: _sample_axes(np.asarray(v)) for k, v in predictions.items()}
     if predictions_constant_data is not None:
@@ -435,17 +433,32 @@ def posterior_diagnostics(dt) -> dict:
     }
 
 
-def plot_forest_models(trees: dict, *, ci_prob: float = 0.95, xlabel: str | None = None, path=None):
+def plot_forest_models(
+    trees: dict, *, ci_prob: float = 0.95, xlabel: str | None = None, path=None, stats: dict | None = None
+):
     """Forest plot of several fits (dict label → DataTree) on one axis, coloured by fit.
 
     Means and equal-tailed intervals (50 % and ``ci_prob``) skip NaN, so trees
     with different chain/draw sizes keep their intervals (ArviZ's outer join pads
-    the smaller one with NaN). A legend names the fits. matplotlib is imported
-    here, lazily; without a display it falls back to Agg by itself.
+    the smaller one with NaN); ``stats`` may give them instead (ArviZ's precomputed
+    ``point_estimate``, ``trunk``, ``twig`` datasets with a ``model`` dim). A legend
+    names the fits; the figure is as tall as its rows need and the axis label is kept
+    inside it. matplotlib is imported here, lazily; without a display it falls back to
+    Agg by itself.
     """
     import arviz_plots as azp
 
     skipna = {"skipna": True}
+    stats = {"trunk": skipna, "twig": skipna, "point_estimate": skipna, **(stats or {})}
+    n_rows = sum(
+        int(
+            np.prod(
+                [t["posterior"][v].sizes[d] for d in t["posterior"][v].dims if d not in ("chain", "draw")]
+            )
+        )
+        for t in list(trees.values())[:1]
+        for v in t["posterior"].data_vars
+    )
     pc = azp.plot_forest(
         trees,
         combined=True,
@@ -453,14 +466,15 @@ def plot_forest_models(trees: dict, *, ci_prob: float = 0.95, xlabel: str | None
         ci_kind="eti",
         ci_probs=(0.5, ci_prob),
         backend="matplotlib",
-        stats={"trunk": skipna, "twig": skipna, "point_estimate": skipna},
+        stats=stats,
+        figure_kwargs={"figsize": (8.0, 1.6 + 0.45 * len(trees) * max(n_rows, 1)), "layout": "constrained"},
     )
     pc.add_legend("model", title="fit")
     if xlabel is not None:
         for ax in np.ravel(pc.viz["plot"].sel(column="forest").values):
             ax.set_xlabel(xlabel)
     if path is not None:
-        pc.savefig(str(path))
+        pc.savefig(str(path), bbox_inches="tight")
     return pc
 
 

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..adapters import numpyro as npa
+from ..core import cache
 from ..core.x64 import float64
 
 __all__ = ["latent_probabilities"]
@@ -79,7 +80,7 @@ def latent_probabilities(rec, sites=None) -> dict:
         )
 
     try:
-        out = jax.device_get(jax.jit(probs)())
+        out = jax.device_get(cache.jit(probs, hoist=problem.constants)())
     except (TypeError, ValueError) as e:
         raise ValueError(
             f"latent_probabilities: the posterior of {names} could not be formed ({e}); inside "

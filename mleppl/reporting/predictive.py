@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..adapters import numpyro as npa
+from ..core import cache
 from ..core.x64 import float64
 from ..model.inputs import as_rng_key
 
@@ -111,7 +112,8 @@ def evaluate_draws(
         return values, det, ll, rep, logj
 
     keys = jax.random.split(rng_key, z.shape[0])
-    values, det, ll, rep, logj = jax.device_get(jax.jit(jax.vmap(one))(jnp.asarray(z), keys))
+    program = cache.jit(jax.vmap(one), hoist=problem.constants)
+    values, det, ll, rep, logj = jax.device_get(program(jnp.asarray(z), keys))
     as_np = lambda d: {k: np.asarray(v) for k, v in d.items()}
     return DrawSet(as_np(values), as_np(det), as_np(ll), as_np(rep), np.asarray(logj))
 

@@ -20,6 +20,7 @@ def _wald(est: np.ndarray, se: np.ndarray, level: float):
     return est - q * se, est + q * se
 
 
+@float64
 def summary_table(rec, *, level: float = 0.95, include_deterministic: bool = False) -> pd.DataFrame:
     level = check_level(level)
     est = rec.estimate

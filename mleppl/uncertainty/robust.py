@@ -34,7 +34,7 @@ COV_KINDS = ("oim", "opg", "hc0", "hc1", "cluster")
 def _score_program(problem, spec):
     def build():
         pr = problem.static()
-        return jax.jit(jax.jacfwd(lambda z, data: unit_loglik(pr, spec, z, data)))
+        return cache.jit(jax.jacfwd(lambda z, data: unit_loglik(pr, spec, z, data)), hoist=pr.constants)
 
     return cache.get_or_build((*problem.structure_key, "scores", spec), build)
 
