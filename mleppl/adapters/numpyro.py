@@ -224,11 +224,19 @@ def abstract_data_failure(model: Callable, rebuild: Callable, leaves: tuple, tr:
         args, kwargs = rebuild(data)
         return log_density(seeded, args, kwargs, values)[0]
 
+    needs_values = (
+        jax.errors.TracerArrayConversionError,
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerBoolConversionError,
+        jax.errors.TracerIntegerConversionError,
+    )
     try:
         jax.eval_shape(f, leaves)
-    except Exception as e:  # noqa: BLE001 - whatever stops tracing is the reason
+    except needs_values as e:  # the model needs concrete data: NumPy on it, or a branch on it
         first = (str(e).strip().splitlines() or [""])[0]
         return f"{type(e).__name__}: {first[:200]}"
+    except Exception:  # noqa: BLE001 - any other error is the model's own: the fit reports it
+        return ""
     return ""
 
 

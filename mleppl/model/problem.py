@@ -299,13 +299,21 @@ def _trace_with_data(model, args, kwargs, rng_key, init) -> tuple[Inputs, dict]:
     except TypeError as e:
         # non-numeric data (text labels, a DataFrame with a text column) cannot be traced: held
         # as constants the model may still use them (group == "south", df["age"]); if it fails
-        # then too, the argument error says what is wrong, with the model's own error after it
+        # then too, the argument error says what is wrong, with the model's own error after it.
+        # Only text is admitted so (complex, dates, durations, mixed objects stay refused), and
+        # never as observed data.
+        if not _text_only(args, kwargs):
+            raise
         try:
-            return _constants_trace(model, args, kwargs, rng_key, init, f"{type(e).__name__}: {e}")
+            inputs, tr = _constants_trace(model, args, kwargs, rng_key, init, f"{type(e).__name__}: {e}")
         except ParamValueError:
             raise
         except Exception as e2:  # noqa: BLE001 - reported inside the argument error
             raise TypeError(f"{e}; held as a constant instead, {str(e2)[:300]}") from e
+        observed = [n for n, site in tr.items() if site["type"] == "sample" and site.get("is_observed")]
+        if any(np.asarray(tr[n]["value"]).dtype.kind not in "biuf" for n in observed):
+            raise
+        return inputs, tr
     args_c, kwargs_c = inputs.spec.rebuild(inputs.leaves)
     try:
         tr = npa.trace_model(model, args_c, kwargs_c, rng_key, init=init)
@@ -325,6 +333,41 @@ def _trace_with_data(model, args, kwargs, rng_key, init) -> tuple[Inputs, dict]:
         if reason:
             return _constants_trace(model, args, kwargs, rng_key, init, reason)
     return inputs, tr
+
+
+def _text_only(args, kwargs) -> bool:
+    """Whether every non-numeric array argument holds text (str labels, pandas text or
+    categorical-of-text columns) and nothing else non-numeric."""
+
+    def ok_array(a) -> bool:
+        a = np.asarray(a)
+        if a.dtype.kind in "biufUS":
+            return True
+        return a.dtype.kind == "O" and all(isinstance(v, str) for v in a.ravel())
+
+    def ok(x) -> bool:
+        mod = type(x).__module__ or ""
+        if mod.startswith("pandas"):
+            import pandas as pd
+
+            cols = [x[c] for c in x.columns] if isinstance(x, pd.DataFrame) else [x]
+            for c in cols:
+                if isinstance(c.dtype, pd.CategoricalDtype):
+                    if not ok_array(np.asarray(c.cat.categories, dtype=object)):
+                        return False
+                elif not (pd.api.types.is_numeric_dtype(c.dtype) or pd.api.types.is_bool_dtype(c.dtype)):
+                    if not (pd.api.types.is_string_dtype(c.dtype) and ok_array(c.to_numpy(dtype=object))):
+                        return False
+            return True
+        if isinstance(x, (np.ndarray, np.generic)):
+            return ok_array(x)
+        return True
+
+    leaves = jax.tree_util.tree_leaves(
+        (args, kwargs),
+        is_leaf=lambda x: isinstance(x, (np.ndarray, np.generic)) or "pandas" in (type(x).__module__ or ""),
+    )
+    return all(ok(x) for x in leaves)
 
 
 def _constants_trace(model, args, kwargs, rng_key, init, reason: str) -> tuple[Inputs, dict]:
