@@ -16,16 +16,12 @@ Usage: python benchmarks/bench_latent.py [--out docs/benchmarks.md] [--repeats R
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import ROOT, run_json, worker_env, write_block
 
-ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench"
 START, END = "<!-- bench_latent:start -->", "<!-- bench_latent:end -->"
 
@@ -93,20 +89,8 @@ print(json.dumps({"first": first, "median": float(np.median(times)), "loglik": l
 
 
 def run(tool: str, path: Path, repeats: int, kind: str = "") -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-    env.update(JAX_ENABLE_COMPILATION_CACHE="false", MLEPPL_COMPILATION_CACHE="0", PYTHONPATH=str(ROOT))
-    if tool == "statsmodels":  # its faster setting on this 2-core machine
-        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    out = subprocess.run(
-        [sys.executable, "-c", WORKER, tool, str(path), str(repeats), kind],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{tool} failed on {path.name}:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    env = worker_env(one_blas_thread=tool == "statsmodels")  # statsmodels' faster setting here
+    return run_json(["-c", WORKER, tool, str(path), str(repeats), kind], env, f"{tool} on {path.name}")
 
 
 def main() -> None:
@@ -153,14 +137,8 @@ def main() -> None:
         "",
         END,
     ]
-    out = Path(args.out)
-    text = out.read_text()
     block = "\n".join(lines)
-    if START in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text += "\n\n## Random effects (Laplace)\n\n" + block + "\n"
-    out.write_text(text)
+    write_block(Path(args.out), START, END, block, "## Random effects (Laplace)")
     print(block)
 
 

@@ -13,17 +13,14 @@ Usage: python benchmarks/bench_logistic.py [--quick] [--rounds R] [--out docs/be
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import ROOT, run_json, worker_env, write_block
 
-ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "benchmarks" / "_logistic_worker.py"
 CACHE = ROOT / ".cache" / "bench"
 START, END = "<!-- bench_logistic:start -->", "<!-- bench_logistic:end -->"
@@ -45,20 +42,8 @@ def make_data(n: int, p: int, seed: int = 0) -> Path:
 
 
 def run_worker(tool: str, path: Path, repeats: int, target: float) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
-    env["MLEPPL_COMPILATION_CACHE"] = "0"
-    env["PYTHONPATH"] = str(ROOT)
-    out = subprocess.run(
-        [sys.executable, str(WORKER), tool, str(path), str(repeats), repr(target)],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{tool} failed on {path.name}:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    args = [str(WORKER), tool, str(path), str(repeats), repr(target)]
+    return run_json(args, worker_env(), f"{tool} on {path.name}")
 
 
 def machine() -> str:
@@ -190,12 +175,7 @@ def write(rows, out: Path, elapsed: float) -> None:
         )
     lines.append(END)
     block = "\n".join(lines)
-    text = out.read_text() if out.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    out.write_text(text)
+    write_block(out, START, END, block, "")
     print(block)
 
 

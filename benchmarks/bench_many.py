@@ -12,16 +12,12 @@ Usage: python benchmarks/bench_many.py [--out docs/benchmarks.md]
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import ROOT, run_json, worker_env, write_block
 
-ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench"
 START, END = "<!-- bench_many:start -->", "<!-- bench_many:end -->"
 
@@ -80,20 +76,8 @@ print(json.dumps({"first": first, "time": again, "converged": int(ok.sum())}))
 
 
 def run(tool: str, path: Path, repeat: bool = True) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-    env.update(MLEPPL_COMPILATION_CACHE="0", PYTHONPATH=str(ROOT))
-    if tool == "statsmodels":
-        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    out = subprocess.run(
-        [sys.executable, "-c", WORKER, tool, str(path), "1" if repeat else "0"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"{tool} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    env = worker_env(one_blas_thread=tool == "statsmodels")
+    return run_json(["-c", WORKER, tool, str(path), "1" if repeat else "0"], env, tool)
 
 
 def main() -> None:
@@ -135,14 +119,8 @@ def main() -> None:
         )
         print(lines[-1], flush=True)
     lines += ["", END]
-    out = Path(args.out)
-    text = out.read_text()
     block = "\n".join(lines)
-    if START in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text += "\n\n## Many small models: `fit_many`\n\n" + block + "\n"
-    out.write_text(text)
+    write_block(Path(args.out), START, END, block, "## Many small models: `fit_many`")
     print(block)
 
 

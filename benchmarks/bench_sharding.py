@@ -13,14 +13,11 @@ Usage: python benchmarks/bench_sharding.py [--out docs/benchmarks.md]
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, run_json, worker_env, write_block
+
 START, END = "<!-- bench_sharding:start -->", "<!-- bench_sharding:end -->"
 
 WORKER = r"""
@@ -62,19 +59,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-    env.update(
-        MLEPPL_COMPILATION_CACHE="0",
-        PYTHONPATH=str(ROOT),
-        JAX_PLATFORMS="cpu",
-        XLA_FLAGS="--xla_force_host_platform_device_count=4",
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", WORKER], capture_output=True, text=True, env=env, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(done.stderr[-3000:])
-    m = json.loads(done.stdout.strip().splitlines()[-1])
+    env = worker_env(JAX_PLATFORMS="cpu", XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    m = run_json(["-c", WORKER], env, "the sharding worker")
     lines = [
         START,
         "",
@@ -91,19 +77,13 @@ def main() -> None:
         "",
         "The 4 virtual devices share the same 2 cores, so this row is a correctness and overhead "
         "figure (the cost of the partitioned program and its all-reduces), **not** a speed-up: "
-        "that needs devices with their own compute and memory (several GPUs or hosts), which this "
-        "project has not had to measure on.",
+        "that needs devices with their own compute and memory (several GPUs or hosts), and none "
+        "was available to this task.",
         "",
         END,
     ]
-    out = Path(args.out)
-    text = out.read_text()
     block = "\n".join(lines)
-    if START in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END) :]
-    else:
-        text += "\n\n## Sharded data (several devices)\n\n" + block + "\n"
-    out.write_text(text)
+    write_block(Path(args.out), START, END, block, "## Sharded data (several devices)")
     print(block)
 
 

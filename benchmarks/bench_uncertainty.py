@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import ROOT, run_json, worker_env, write_block
 
-ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench"
 START, END = "<!-- bench_uncertainty:start -->", "<!-- bench_uncertainty:end -->"
 N, P = 10_000, 11
@@ -116,31 +113,15 @@ def worker_mleppl(X, y, n_boot):
 
 
 def run_worker(tool: str, path: Path, n_boot: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
-    env["JAX_ENABLE_COMPILATION_CACHE"] = "false"
-    env["MLEPPL_COMPILATION_CACHE"] = "0"
-    env["PYTHONPATH"] = str(ROOT)
-    if tool == "statsmodels":
-        # statsmodels' best setting here: single-threaded BLAS. With the default thread pool a
-        # Logit fit at n = 10⁴ took 0.34 s instead of 0.023 s on this shared 2-core machine.
-        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = [sys.executable, __file__, "--worker", tool, str(path), str(n_boot)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"{tool} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    # statsmodels' best setting here: single-threaded BLAS. With the default thread pool a
+    # Logit fit at n = 10⁴ took 0.34 s instead of 0.023 s on this shared 2-core machine.
+    env = worker_env(one_blas_thread=tool == "statsmodels")
+    return run_json([__file__, "--worker", tool, str(path), str(n_boot)], env, tool)
 
 
 # ----------------------------------------------------------------- report
 def write(section: str, out: Path) -> None:
-    text = out.read_text() if out.exists() else "# Benchmarks\n"
-    block = f"{START}\n{section.rstrip()}\n{END}\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    out.write_text(text)
+    write_block(out, START, END, f"{START}\n{section.rstrip()}\n{END}", "")
 
 
 def main() -> None:
