@@ -284,18 +284,6 @@ def _forward_backward(p, mu, sigma, y):
     return np.sum(np.log(c)), alpha * beta
 
 
-@pytest.mark.slow
-def test_hmm_matches_a_numpy_forward_algorithm():
-    res = fit_mle(hmm, Y_HMM, init={"mu": np.array([-0.5, 0.5])})
-    assert res.converged
-    p, mu, sigma = (np.asarray(res.params[k]) for k in ("p", "mu", "sigma"))
-    loglik, smooth = _forward_backward(p, mu, float(sigma), Y_HMM)
-    assert_rel(res.loglik, loglik, 1e-10, "HMM log-likelihood")
-    probs = res.latent_probabilities()
-    got = np.stack([probs[f"x_{t}"] for t in range(T)])
-    assert_rel(got, smooth, 1e-8, "smoothing marginals")
-
-
 def hmm_scan(y=None):
     from numpyro.contrib.control_flow import scan
 
@@ -311,16 +299,25 @@ def hmm_scan(y=None):
     scan(step, 0, y)
 
 
+def _markov_marginals(probs):
+    return np.stack([probs[f"x_{t}"] for t in range(T)])  # one site per step
+
+
+def _scan_marginals(probs):
+    return probs["x"]  # one site over the chain: (T, K)
+
+
 @pytest.mark.slow
-def test_hmm_in_scan_matches_the_forward_algorithm_and_its_smoothing_marginals():
-    res = fit_mle(hmm_scan, Y_HMM, init={"mu": np.array([-0.5, 0.5])})
+@pytest.mark.parametrize("model, marginals", [(hmm, _markov_marginals), (hmm_scan, _scan_marginals)])
+def test_hmm_matches_the_forward_algorithm_and_its_smoothing_marginals(model, marginals):
+    res = fit_mle(model, Y_HMM, init={"mu": np.array([-0.5, 0.5])})
     assert res.converged
     p, mu, sigma = (np.asarray(res.params[k]) for k in ("p", "mu", "sigma"))
     loglik, smooth = _forward_backward(p, mu, float(sigma), Y_HMM)
     assert_rel(res.loglik, loglik, 1e-10, "HMM log-likelihood")
-    got = res.latent_probabilities()["x"]  # one site over the chain: (T, K)
+    got = marginals(res.latent_probabilities())
     assert got.shape == (T, K)
-    assert_rel(got, smooth, 1e-8, "smoothing marginals inside scan")
+    assert_rel(got, smooth, 1e-8, "smoothing marginals")
 
 
 @pytest.mark.slow
@@ -361,6 +358,8 @@ def test_group_level_sandwich_matches_closed_form(lmm_fit):
     hinv = np.linalg.inv(h)
     ref = hinv @ (s.T @ s) @ hinv  # the sandwich is invariant to the parametrization
     hc0 = res.with_cov("hc0")
+    # two automatic-differentiation computations of the same quantities (the Laplace
+    # approximation is exact here): roundoff, amplified by H⁻¹ on both sides (measured 1e-15)
     assert_rel(np.asarray(hc0.cov)[np.ix_(order, order)], ref, 1e-8, "group-level HC0 (CR0)")
     cl = res.with_cov("cluster")  # default clusters: the random-effect groups
     assert_rel(np.asarray(cl.cov)[np.ix_(order, order)], ref * G / (G - 4), 1e-8, "cluster = CR0·G/(G−p)")
@@ -402,6 +401,7 @@ def test_cluster_bootstrap_refit_equals_a_fit_to_the_resampled_groups(lmm_fit):
     idx = np.concatenate(rows)
     new_g = np.repeat(np.arange(len(rows)), M)
     direct = fit_mle(random_intercept, X[idx], new_g, y=Y_LMM[idx], random=["u"])
+    # coarse check first (a wrong weighting moves estimates by O(0.1) SE), then the exact bound
     assert_rel(theta, direct.estimate, 1e-4, "cluster-bootstrap refit")
     # the chord refit stops at ½ gᵀH⁻¹g ≤ 1e-10: within ≈ √(2e-10) ≈ 1.4e-5 in the H metric
     dz = np.asarray(z[0]) - np.asarray(direct.z)
@@ -465,6 +465,8 @@ def test_crossed_random_effects_match_the_closed_form_likelihood():
 
     theta = np.array([float(res.params[k]) for k in ("mu", "sa", "sb", "s")])
     assert res.converged
+    # the fit stops at λ²/2 ≤ 1e-12: log-likelihood within 1e-12 of its maximum, estimates within
+    # ~1e-6 SE, so the closed form's gradient there is ~1e-6 and SEs agree to ~1e-6
     with jax.enable_x64(True):
         assert_rel(res.loglik, float(ll(theta)), 1e-10, "marginal log-likelihood (exact for a Gaussian)")
         assert np.max(np.abs(np.asarray(jax.grad(ll)(theta)))) < 1e-6  # the closed form's maximum
@@ -489,7 +491,8 @@ def test_compare_a_hierarchical_model_with_nuts(lmm_fit):
     re = lmm_fit.random_effects["u"]
     assert_rel(table.loc["u[3]", "mle"], re["mode"].iloc[3], 1e-12, "mode")
     assert_rel(table.loc["u[3]", "se"], re["sd"].iloc[3], 1e-12, "conditional sd")
-    # a flat-ish prior on 25 groups: fixed effects and group effects agree within a fraction of an SE
+    # weak priors on 25 groups: fixed and group effects agree within compare's own flag threshold
+    # (STD_DIFF_TOL = 0.25 SE)
     assert np.all(np.abs(table.loc[["b[0]", "b[1]"], "std_diff"]) < 0.25)
     assert np.median(np.abs(table.loc[[f"u[{j}]" for j in range(G)], "std_diff"])) < 0.25
 

@@ -464,13 +464,15 @@ def observation_weight(tr: dict, name: str) -> np.ndarray:
     ``weight`` of :func:`loglik_terms` without evaluating any log-density (bind-time cost
     at 10⁴ rows: 1.4 ms that way)."""
     site = tr[name]
-    shape = tuple(site["fn"].batch_shape)
-    mask = site_mask(site, xp=np)
-    w = np.ones(shape) if mask is None else np.asarray(mask, dtype=np.float64)
+    return np.array(_site_weight(site, tuple(site["fn"].batch_shape), np.float64, np), dtype=np.float64)
+
+
+def _site_weight(site: dict, shape: tuple, dtype, xp):
+    """Mask (0/1) times scale over ``shape``, in ``xp`` (NumPy at bind time, JAX when traced)."""
+    mask = site_mask(site, xp=xp)
+    w = xp.ones(shape, dtype=dtype) if mask is None else xp.broadcast_to(xp.asarray(mask, dtype=dtype), shape)
     scale = site.get("scale")
-    if scale is not None:
-        w = w * np.asarray(scale, dtype=np.float64)
-    return np.array(np.broadcast_to(w, shape), dtype=np.float64)
+    return w if scale is None else w * scale
 
 
 def observed_count(tr: dict, name: str) -> int:
@@ -527,14 +529,7 @@ def loglik_terms(tr: dict, observed: tuple[str, ...]) -> dict[str, tuple[jax.Arr
         site = tr[name]
         fn = site["fn"]
         lp = fn.log_prob(site["value"])
-        mask = site_mask(site)
-        if mask is None:
-            weight = jnp.ones(jnp.shape(lp))
-        else:
-            weight = jnp.broadcast_to(jnp.asarray(mask, dtype=lp.dtype), jnp.shape(lp))
-        scale = site.get("scale")
-        if scale is not None:
-            weight = weight * scale
+        weight = _site_weight(site, jnp.shape(lp), lp.dtype, jnp)
         out[name] = (jnp.where(weight != 0, lp, 0.0) * weight, weight)
     return out
 

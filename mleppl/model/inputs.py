@@ -35,7 +35,7 @@ import numpy as np
 
 from ..core.warnings import PrecisionWarning
 
-__all__ = ["ArgSpec", "Inputs", "split_inputs", "constant_arrays", "has_pandas", "as_rng_key"]
+__all__ = ["ArgSpec", "Inputs", "split_inputs", "constant_arrays", "has_pandas", "text_only", "as_rng_key"]
 
 
 def as_rng_key(rng_key):
@@ -92,6 +92,38 @@ def has_pandas(args: tuple, kwargs: dict) -> bool:
     """Whether any argument (or a leaf of a nested argument) is a pandas object."""
     leaves = jax.tree_util.tree_leaves((args, kwargs), is_leaf=_is_array_like)
     return any((type(x).__module__ or "").startswith("pandas") for x in leaves)
+
+
+def text_only(args, kwargs) -> bool:
+    """Whether every non-numeric array argument holds text (str labels, pandas text or
+    categorical-of-text columns) and nothing else non-numeric."""
+
+    def ok_array(a) -> bool:
+        a = np.asarray(a)
+        if a.dtype.kind in "biufUS":
+            return True
+        return a.dtype.kind == "O" and all(isinstance(v, str) for v in a.ravel())
+
+    def ok(x) -> bool:
+        mod = type(x).__module__ or ""
+        if mod.startswith("pandas"):
+            import pandas as pd
+
+            cols = [x.iloc[:, i] for i in range(x.shape[1])] if isinstance(x, pd.DataFrame) else [x]
+            for c in cols:
+                if isinstance(c.dtype, pd.CategoricalDtype):
+                    if not ok_array(np.asarray(c.cat.categories, dtype=object)):
+                        return False
+                elif not (pd.api.types.is_numeric_dtype(c.dtype) or pd.api.types.is_bool_dtype(c.dtype)):
+                    if not (pd.api.types.is_string_dtype(c.dtype) and ok_array(c.to_numpy(dtype=object))):
+                        return False
+            return True
+        if isinstance(x, (np.ndarray, np.generic)):
+            return ok_array(x)
+        return True
+
+    leaves = jax.tree_util.tree_leaves((args, kwargs), is_leaf=_is_array_like)
+    return all(ok(x) for x in leaves)
 
 
 def _private(a: np.ndarray, dtype) -> jax.Array:

@@ -87,6 +87,7 @@ class RandomSpec(NamedTuple):
     nagq: int
     obs_groups: tuple = ()  # (term, group of each element): observed sites and random-site densities
     plate: str = ""  # the plate over groups (block-diagonal)
+    units: bool = False  # obs_groups checked to cover every term (groups usable as units)
 
     @property
     def size(self) -> int:
@@ -363,7 +364,7 @@ def random_spec(problem, random_layout: Layout, plates_of: dict, nagq: int, z0, 
                 "group (one site in a plate over groups, as lme4's nAGQ > 1); got "
                 f"{[(s.name, s.shape) for s in random_layout.sites]}; use nagq=1 (Laplace)"
             )
-        spec = spec._replace(obs_groups=_observation_groups(problem._replace(random=spec), z0, data))
+        spec = spec._replace(obs_groups=_term_groups(problem._replace(random=spec), z0, data)[0])
     return spec
 
 
@@ -410,19 +411,14 @@ def _term_groups(problem, z0, data):
         (*problem.structure_key, "term-groups"), lambda: cache.jit(both, hoist=problem.constants)
     )
     t, d1, d2, joint = prog(z0, v, data)
-    out, outside, total = [], float(joint), 0.0
+    out, outside = [], float(joint)
     for name in t:
         a, b, val = np.asarray(d1[name]), np.asarray(d2[name]), np.asarray(t[name])
         with np.errstate(divide="ignore", invalid="ignore"):
             g = np.where(np.abs(a) > 1e-300, np.rint(b / a) - 1, -1).astype(int)
         out.append((name, g))
-        total += float(np.sum(val))
         outside -= float(np.sum(np.where(g >= 0, val, 0.0)))
     return tuple(out), outside, abs(float(joint))
-
-
-def _observation_groups(problem, z0, data) -> tuple:
-    return _term_groups(problem, z0, data)[0]
 
 
 def with_unit_groups(problem, z):
@@ -441,11 +437,15 @@ def with_unit_groups(problem, z):
             "several plates) leave no independent groups, so there are no group-level scores; "
             "expected kind='oim' (with_cov) or kind='parametric' (bootstrap)"
         )
-    groups, outside, scale = _term_groups(problem, jnp.asarray(z), problem.data)
+    if spec.units:
+        return problem
+    # the program of the bind-time check (nagq > 1) is keyed on the spec without its groups
+    bare = problem._replace(random=spec._replace(obs_groups=()))
+    groups, outside, scale = _term_groups(bare, jnp.asarray(z), problem.data)
     if abs(outside) > 1e-8 * (1.0 + scale):
         raise ValueError(
             f"random: the log-likelihood has terms outside the '{spec.plate}' groups (observations "
             "with no random effect, or factor sites): expected every term in one group for "
             "group-level scores; use kind='oim' (with_cov) or kind='parametric' (bootstrap)"
         )
-    return problem._replace(random=spec._replace(obs_groups=groups))
+    return problem._replace(random=spec._replace(obs_groups=groups, units=True))

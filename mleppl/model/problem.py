@@ -23,7 +23,7 @@ from ..core import cache
 from ..core.sites import Layout
 from ..core.x64 import float64
 from . import latent
-from .inputs import ArgSpec, Inputs, constant_arrays, has_pandas, split_inputs
+from .inputs import ArgSpec, Inputs, constant_arrays, has_pandas, split_inputs, text_only
 
 __all__ = ["Problem", "bind", "negloglik", "NegLogLik", "nonfinite_args", "random_effect_like"]
 
@@ -302,7 +302,7 @@ def _trace_with_data(model, args, kwargs, rng_key, init) -> tuple[Inputs, dict]:
         # then too, the argument error says what is wrong, with the model's own error after it.
         # Only text is admitted so (complex, dates, durations, mixed objects stay refused), and
         # never as observed data.
-        if not _text_only(args, kwargs):
+        if not text_only(args, kwargs):
             raise
         try:
             inputs, tr = _constants_trace(model, args, kwargs, rng_key, init, f"{type(e).__name__}: {e}")
@@ -333,41 +333,6 @@ def _trace_with_data(model, args, kwargs, rng_key, init) -> tuple[Inputs, dict]:
         if reason:
             return _constants_trace(model, args, kwargs, rng_key, init, reason)
     return inputs, tr
-
-
-def _text_only(args, kwargs) -> bool:
-    """Whether every non-numeric array argument holds text (str labels, pandas text or
-    categorical-of-text columns) and nothing else non-numeric."""
-
-    def ok_array(a) -> bool:
-        a = np.asarray(a)
-        if a.dtype.kind in "biufUS":
-            return True
-        return a.dtype.kind == "O" and all(isinstance(v, str) for v in a.ravel())
-
-    def ok(x) -> bool:
-        mod = type(x).__module__ or ""
-        if mod.startswith("pandas"):
-            import pandas as pd
-
-            cols = [x[c] for c in x.columns] if isinstance(x, pd.DataFrame) else [x]
-            for c in cols:
-                if isinstance(c.dtype, pd.CategoricalDtype):
-                    if not ok_array(np.asarray(c.cat.categories, dtype=object)):
-                        return False
-                elif not (pd.api.types.is_numeric_dtype(c.dtype) or pd.api.types.is_bool_dtype(c.dtype)):
-                    if not (pd.api.types.is_string_dtype(c.dtype) and ok_array(c.to_numpy(dtype=object))):
-                        return False
-            return True
-        if isinstance(x, (np.ndarray, np.generic)):
-            return ok_array(x)
-        return True
-
-    leaves = jax.tree_util.tree_leaves(
-        (args, kwargs),
-        is_leaf=lambda x: isinstance(x, (np.ndarray, np.generic)) or "pandas" in (type(x).__module__ or ""),
-    )
-    return all(ok(x) for x in leaves)
 
 
 def _constants_trace(model, args, kwargs, rng_key, init, reason: str) -> tuple[Inputs, dict]:

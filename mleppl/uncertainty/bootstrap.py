@@ -247,9 +247,9 @@ def _simulate(rec, key, size: int) -> dict:
     return {name: jnp.asarray(sims[name]).astype(dtypes[name]) for name in sims}
 
 
-def _acceleration(rec) -> np.ndarray:
+def _acceleration(rec, pr) -> np.ndarray:
     try:
-        s = scores(rec.problem, rec.z)
+        s = scores(pr, rec.z)
     except ValueError:
         return np.full(len(rec.param_names), np.nan)
     cov_z = np.where(np.isfinite(rec.cov_z), rec.cov_z, 0.0)
@@ -268,8 +268,6 @@ def _positive_int(name: str, value, *, none_ok: bool = False):
 def _check(rec, n_boot, kind, chunk_size):
     if not isinstance(rec, FitRecord) or rec.problem is None:
         raise TypeError(f"res: expected an MLEResult from mleppl.fit_mle, got {type(rec).__name__}")
-    if kind == "nonparametric":
-        unit_problem(rec.problem, rec.z)  # refuses discrete latents and crossed effects by name
     _positive_int("n_boot", n_boot)
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
@@ -357,7 +355,8 @@ def bootstrap(
     True
     """
     _check(rec, n_boot, kind, chunk_size)
-    pr = rec.problem
+    # units to resample: for a marginal fit the groups (discrete latents, crossed effects refused)
+    pr = unit_problem(rec.problem, rec.z) if kind == "nonparametric" else rec.problem
     key = as_rng_key(rng_key)
     data = pr.data
     zhat = jnp.asarray(rec.z)
@@ -369,7 +368,6 @@ def bootstrap(
             "res: expected a positive-definite observed information at the estimate (see HessianWarning)"
         ) from None
     if kind == "nonparametric":
-        pr = unit_problem(pr, rec.z)
         spec = observation_units(pr)
         elig_idx = jnp.asarray(np.flatnonzero(unit_weights(pr, spec) != 0))
         s_hat = jnp.asarray(scores(pr, rec.z))  # per-unit scores at the estimate: g0 = −w·S
@@ -443,7 +441,7 @@ def bootstrap(
         converged=frozen_array(ok_all),
         param_names=list(rec.param_names),
         estimate=frozen_array(rec.estimate),
-        acceleration=frozen_array(_acceleration(rec)),
+        acceleration=frozen_array(_acceleration(rec, pr)),
     )
 
 
