@@ -560,8 +560,13 @@ def test_accepted_layouts_give_the_same_fit_and_leave_everything_as_it_was(xlayo
     np.testing.assert_allclose(res.params["beta"], expected, rtol=EXACT, atol=EXACT)
 
 
-def test_the_result_does_not_alias_the_callers_arrays():
-    """Mutating the data after the fit changes nothing the (immutable) result computes."""
+@pytest.mark.parametrize("after_refused_text_data", [False, True])
+def test_the_result_does_not_alias_the_callers_arrays(after_refused_text_data):
+    """Mutating the data after the fit changes nothing the (immutable) result computes
+    (JAX's device_put(may_alias=False) aliased the caller's buffer after a refused fit)."""
+    if after_refused_text_data:
+        with pytest.raises(TypeError, match="argument 'y'"):
+            fit(loc, X_BASE, y=Y_BASE.astype(str))
     X, y = X_BASE.copy(), Y_BASE.copy()
     res = fit(loc, X, y=y)
     se_before = np.array(res.with_cov("opg").se["beta"])

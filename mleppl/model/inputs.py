@@ -130,8 +130,11 @@ def _private(a: np.ndarray, dtype) -> jax.Array:
     """The data as a JAX array in ``dtype``: one copy, immutable, never a view of the
     caller's memory (so a result does not change when the caller later edits their
     arrays in place), and the only copy the fit needs (no further conversions)."""
-    a = a.astype(dtype, copy=False)  # a view when the dtype already matches
-    return jax.device_put(a, may_alias=False)  # float64/int64: callers run under @float64
+    # the copy is made here, in NumPy: jax.device_put(a, may_alias=False) was measured to
+    # alias the caller's buffer on CPU (jax 0.12: the first put of an array, and after a
+    # failed constants-mode trace), so a result changed when the caller edited their data
+    own = np.array(a, dtype=dtype, copy=True, order="C")
+    return jax.device_put(own)  # float64/int64: callers run under @float64; only JAX holds `own`
 
 
 def _device_array(x: jax.Array, label: str) -> jax.Array:
