@@ -55,7 +55,7 @@ def _meat_program(problem, spec, n_groups: int | None):
                 s = jax.ops.segment_sum(s, codes, num_segments=n_groups)
             return s.T @ s
 
-        return jax.jit(meat)
+        return cache.jit(meat, hoist=pr.constants)  # constants mode: data as inputs, not embedded
 
     return cache.get_or_build((*problem.structure_key, "meat", spec, n_groups), build)
 
