@@ -24,6 +24,7 @@ reused for another.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import warnings
@@ -38,12 +39,18 @@ from ..core.warnings import PrecisionWarning
 __all__ = ["ArgSpec", "Inputs", "split_inputs", "constant_arrays", "has_pandas", "text_only", "as_rng_key"]
 
 
+@functools.lru_cache(maxsize=64)
+def _seed_key(seed: int) -> jax.Array:
+    """``PRNGKey(seed)``, made once per seed (0.24 ms per call otherwise; keys are immutable)."""
+    return jax.random.PRNGKey(seed)
+
+
 def as_rng_key(rng_key):
     """A PRNG key from a key, an int seed, or None (key 0, so results are reproducible)."""
     if rng_key is None:
-        return jax.random.PRNGKey(0)
+        rng_key = 0
     if isinstance(rng_key, (int, np.integer)) and not isinstance(rng_key, bool):
-        return jax.random.PRNGKey(int(rng_key))
+        return _seed_key(int(rng_key))
     if isinstance(rng_key, (jax.Array, np.ndarray)) and (
         jax.dtypes.issubdtype(rng_key.dtype, jax.dtypes.prng_key)
         or (rng_key.shape == (2,) and rng_key.dtype == np.uint32)
