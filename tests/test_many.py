@@ -126,3 +126,93 @@ def test_line_search_newton_converges_or_hands_the_fit_back():
         assert int(capped.status) == Status.MAX_STEPS
         bad = line_search_newton(lambda z: jnp.log(z[0]) + z[1] ** 2, jnp.array([-1.0, 0.0]), tol=1e-12)
         assert int(bad.status) == Status.NONFINITE_START
+
+
+def test_airway_per_gene_workflow():
+    """The worked example of docs/guide/many.md on a slice of the bundled airway genes:
+    per-gene starts, equality with single fits and with statsmodels' NB2 with an offset,
+    the boundary verdict checked against the Poisson limit, and the known responders."""
+    import statsmodels.api as sm
+    from conftest import REF_EST, REF_SE
+
+    from models import airway
+
+    X, offset, Y, genes, _ = airway.load()
+    known = ["ENSG00000120129", "ENSG00000152583", "ENSG00000179094", "ENSG00000163884", "ENSG00000096060"]
+    pick = np.r_[np.arange(40), [int(np.flatnonzero(genes == g)[0]) for g in known]]
+    Y, genes = Y[pick], genes[pick]
+    B0 = np.zeros((len(pick), X.shape[1]))
+    B0[:, 0] = np.log(np.mean(Y / np.exp(offset), axis=1))
+    with pytest.warns(mleppl.ConvergenceWarning, match="running to infinity or a boundary"):
+        res = fit_many(airway.model, X, offset, y=Y, init={"beta": B0})
+    table = res.summary(fit_labels=genes)
+    assert set(table["fit"]) == set(genes) and len(table) == len(pick) * 6
+
+    conv = np.flatnonzero(res.converged)
+    assert conv.size >= 15
+    for i in conv[:3]:
+        one = fit_mle(airway.model, X, offset, y=Y[i], init={"beta": B0[i]})
+        assert_rel(res.params["beta"][i], one.params["beta"], 1e-8, "estimates vs fit_mle")
+        assert_rel(res.se["beta"][i], one.se["beta"], 1e-6, "standard errors vs fit_mle")
+        ref = sm.NegativeBinomial(Y[i], X, loglike_method="nb2", offset=offset).fit(
+            start_params=np.r_[one.params["beta"], one.params["alpha"]], method="newton", tol=1e-12, disp=0
+        )
+        est = np.r_[res.params["beta"][i], res.params["alpha"][i]]
+        se = np.r_[res.se["beta"][i], res.se["alpha"][i]]
+        assert_rel(est, ref.params, REF_EST, "estimates vs statsmodels NB2 with offset")
+        assert_rel(se, ref.bse, REF_SE, "standard errors vs statsmodels NB2 with offset")
+
+    # a gene reported at the boundary α = 0: its NB2 log-likelihood there is the Poisson
+    # GLM's maximum (the model's limit), which no interior α exceeds
+    at_bound = np.flatnonzero(res.status == mleppl.Status.DIVERGING)
+    assert at_bound.size >= 5
+    for i in at_bound[:2]:
+        pois = sm.GLM(Y[i], X, family=sm.families.Poisson(), offset=offset).fit(tol=1e-14)
+        assert res.loglik[i] <= pois.llf + 1e-9 and res.loglik[i] >= pois.llf - 1e-6
+        assert res.params["alpha"][i] < 1e-9
+
+    # the dexamethasone responders come out strongly up-regulated
+    for g in known:
+        i = int(np.flatnonzero(genes == g)[0])
+        assert res.converged[i], g
+        z = res.params["beta"][i, 4] / res.se["beta"][i, 4]
+        assert res.params["beta"][i, 4] / np.log(2) > 2 and z > 10, g
+
+
+def test_line_search_newton_runs_to_a_boundary_in_a_few_passes():
+    """f = eᶻ⁰ + (z₁ − 1)²: z₀ runs to −∞ (a dispersion to its boundary). Newton moves it by
+    exactly 1 per pass; the step expansion doubles it, and a bounded coordinate past
+    BOUNDARY_Z stops the lane as DIVERGING (an unbounded one is left to the pass cap)."""
+    import jax
+    import jax.numpy as jnp
+
+    from mleppl.core.status import Status
+    from mleppl.solvers.batched import BOUNDARY_Z, line_search_newton
+
+    def fun(z):
+        return jnp.exp(z[0]) + (z[1] - 1.0) ** 2
+
+    with jax.enable_x64(True):
+        res = line_search_newton(fun, jnp.array([0.0, 0.0]), tol=1e-12, bounded=jnp.array([True, False]))
+        assert int(res.status) == Status.DIVERGING
+        assert float(res.z[0]) < -BOUNDARY_Z and abs(float(res.z[1]) - 1.0) < 1e-8
+        assert int(res.n_newton) <= 8  # 3 passes; without the expansion: stalled after 23, at z₀ = −22
+        free = line_search_newton(fun, jnp.array([0.0, 0.0]), tol=1e-12)
+        assert int(free.status) != Status.DIVERGING
+
+
+def test_per_fit_starts_are_checked_and_used():
+    y = counts(5)
+    with pytest.raises(ValueError, match=r"init\['b'\]: expected per-fit starts of shape \(5, 3\)"):
+        fit_many(nb2, X, y=y, init={"b": np.zeros((4, 3))})
+    bad = np.full(5, 2.0)
+    bad[3] = -1.0
+    with pytest.raises(ValueError, match=r"init\['phi'\]: expected values inside the support.*fit 3"):
+        fit_many(nb2, X, y=y, init={"phi": bad})
+    b0 = np.zeros((5, 3))
+    b0[:, 0] = np.log(y.mean(axis=1))
+    res = fit_many(nb2, X, y=y, init={"b": b0, "phi": 2.0})
+    plain = fit_many(nb2, X, y=y)
+    assert res.converged.all()
+    assert_rel(res.params["b"], plain.params["b"], 1e-8, "same fits from per-fit starts")
+    assert_rel(res[2].estimate, res.estimate[2], 1e-14, "res[i] with per-fit starts")

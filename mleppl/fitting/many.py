@@ -77,17 +77,25 @@ class BatchResult:
             raise IndexError(f"fit index: expected an integer in [-{n}, {n}), got {i!r}")
         return self._fit_one(int(i) % n)
 
-    def summary(self) -> pd.DataFrame:
-        """One row per fit and parameter: ``fit, parameter, estimate, se, loglik, converged``."""
+    def summary(self, *, fit_labels=None) -> pd.DataFrame:
+        """One row per fit and parameter: ``fit, parameter, estimate, se, loglik, converged, status``.
+
+        ``fit_labels`` (one per fit, e.g. gene ids) replaces the fit's index in ``fit``."""
         b, k = self.estimate.shape
+        fits = np.arange(b)
+        if fit_labels is not None:
+            fits = np.asarray(fit_labels)
+            if fits.shape != (b,):
+                raise ValueError(f"fit_labels: expected {b} labels (one per fit), got shape {fits.shape}")
         return pd.DataFrame(
             {
-                "fit": np.repeat(np.arange(b), k),
+                "fit": np.repeat(fits, k),
                 "parameter": np.tile(self.param_names, b),
                 "estimate": self.estimate.ravel(),
                 "se": self.bse.ravel(),
                 "loglik": np.repeat(self.loglik, k),
                 "converged": np.repeat(self.converged, k),
+                "status": np.repeat(self.status, k),
             }
         )
 
@@ -156,11 +164,47 @@ def _run_chunks(prog, leaves, axes, idx: np.ndarray, chunk: int, z0, scale, prog
         take = min(chunk, idx.size - lo)
         rows = np.resize(idx[lo : lo + take], chunk)  # pad the last chunk
         data = tuple(_take(x, rows) if a == 0 else x for x, a in zip(leaves, axes))
-        out = jax.device_get(prog(data, z0, scale))
+        out = jax.device_get(prog(data, z0 if np.ndim(z0) == 1 else z0[rows], scale))
         outs.append(jax.tree_util.tree_map(lambda v, t=take: np.asarray(v)[:t], out))
         if progress:
             print(f"\rfit_many: {lo + take}/{idx.size} fits", end="", file=sys.stderr, flush=True)
     return jax.tree_util.tree_map(lambda *v: np.concatenate(v), *outs)
+
+
+def _split_init(init: dict, problem, size: int) -> tuple[dict, dict]:
+    """``init`` split into values shared by every fit and per-fit values (a leading axis of
+    length ``size`` in front of the site's shape), each checked against the site's support."""
+    free = {s.name: s for s in problem.sites.free}
+    shared, per_fit = {}, {}
+    for name, value in init.items():
+        a = np.asarray(value, dtype=np.float64) if name in free else None
+        if a is not None and a.ndim == len(free[name].shape) + 1 and a.shape[1:] == free[name].shape:
+            if a.shape[0] != size:
+                raise ValueError(
+                    f"init['{name}']: expected per-fit starts of shape {(size, *free[name].shape)} "
+                    f"or one start of shape {free[name].shape}, got {a.shape}"
+                )
+            inside = np.asarray(free[name].support(jnp.asarray(a)), dtype=bool).reshape(size, -1)
+            bad = np.flatnonzero(~(inside.all(axis=1) & np.isfinite(a).reshape(size, -1).all(axis=1)))
+            if bad.size:
+                raise ValueError(
+                    f"init['{name}']: expected values inside the support {free[name].support}, "
+                    f"got {bad.size} fits outside it (first: fit {bad[0]}, {a[bad[0]]})"
+                )
+            per_fit[name] = a
+        else:
+            shared[name] = value
+    return check_init(shared, problem), per_fit
+
+
+def _starts(problem, z0, per_fit: dict, size: int) -> np.ndarray:
+    """(size, p) unconstrained starts: ``z0`` with the per-fit sites' blocks replaced."""
+    z = np.tile(np.asarray(z0, dtype=np.float64), (size, 1))
+    for b in problem.layout.blocks():
+        if b.site.name in per_fit:
+            u = b.site.transform.inv(jnp.asarray(per_fit[b.site.name]))
+            z[:, b.z] = np.asarray(u, dtype=np.float64).reshape(size, -1)
+    return z
 
 
 def _batch_size(values: dict) -> int:
@@ -265,13 +309,17 @@ def fit_many(
     def dataset(i: int):
         return tuple(x[i] if a == 0 else x for x, a in zip(inputs.leaves, axes))
 
+    init_per_fit: dict = {}
+    init_shared = dict(init or {})
+
     def bind_one(i: int):
         a, k = inputs.spec.rebuild(tuple(np.asarray(x) for x in dataset(i)))
-        return bind(model, a, k, key, init=init)
+        return bind(model, a, k, key, init={**init_shared, **{n: v[i] for n, v in init_per_fit.items()}})
 
     with single_threaded_blas():
         key = as_rng_key(rng_key)
-        problem = bind_one(0)
+        init_shared = {}
+        problem = bind_one(0)  # without init: per-fit starts are told apart by the sites' shapes
         if problem.constants:
             raise ValueError(
                 "model: fit_many batches the datasets as traced inputs of one compiled program; "
@@ -279,28 +327,36 @@ def fit_many(
                 f"got one whose data must be held as constants ({problem.spec.constants}); write "
                 "its data transformations with jax.numpy, or fit each dataset with fit_mle in a loop"
             )
-        init_c = check_init(init or {}, problem)
+        init_c, init_per_fit = _split_init(init or {}, problem, size)
+        init_shared = {n: v for n, v in (init or {}).items() if n not in init_per_fit}
+        if init_shared:
+            problem = bind_one(0)
         if method == "svi":
             raise ValueError(
                 "method: expected one of the exact methods for fit_many, got 'svi' (use fit_mle)"
             )
         meth = resolve_method(method, problem.nobs, problem.layout.size)
         z0 = start(problem, init_c, key, 0)
+        if init_per_fit:
+            z0 = _starts(problem, z0, init_per_fit, size)
+        z_axis = 0 if np.ndim(z0) == 2 else None
         steps = None if max_steps is None else int(max_steps)
         scale = jnp.asarray(float(problem.nobs))
-        # the cheap line-search Newton first, on every fit; the fits it gives up (and those
-        # that end with a suspect standard error) are refitted with fit_mle's own method
+        # the cheap line-search Newton first, on every fit; the fits it gives up are refitted
+        # with fit_mle's own method
         first = "fast" if meth == "newton" else meth
-        prog = many_program(problem, first, steps, float(tol), axes)
+        prog = many_program(problem, first, steps, float(tol), axes, z_axis)
         out = _run_chunks(
             prog, inputs.leaves, axes, np.arange(size), min(int(chunk_size), size), z0, scale, progress
         )
         se_flat, se_z, pd_ok = _batched_se(out[0].hess, out[2])
-        redo = ~succeeded(out[0].status) | _suspect(out[0].z, se_z, pd_ok)
+        # the fits it gives up are refitted; one it brought to convergence at an estimate running
+        # to infinity or a boundary is flagged below, as after a refit
+        redo = ~succeeded(out[0].status) & (out[0].status != Status.DIVERGING)
         if first == "fast" and redo.any():
             idx = np.flatnonzero(redo)
             bucket = min(int(chunk_size), 1 << int(idx.size - 1).bit_length())  # few shapes, few compiles
-            prog = many_program(problem, meth, steps, float(tol), axes)
+            prog = many_program(problem, meth, steps, float(tol), axes, z_axis)
             again = _run_chunks(prog, inputs.leaves, axes, idx, bucket, z0, scale, False)
             out = jax.tree_util.tree_map(lambda a, b: _put(a, idx, b), out, again)
             se_again = _batched_se(again[0].hess, again[2])
@@ -317,19 +373,20 @@ def fit_many(
     converged = converged & ~flagged
     status = np.where(flagged, int(Status.DIVERGING), status)
     n_bad = int((~converged).sum())
+    n_flag = int((status == Status.DIVERGING).sum())
     if n_bad:
-        n_flag = int(flagged.sum())
         warnings.warn(
             f"{n_bad} of {size} fits did not converge: see .status (Status(code).message) and res[i]"
             + (f"; {n_flag} of them with an estimate running to infinity or a boundary" if n_flag else ""),
             ConvergenceWarning,
             stacklevel=3,
         )
-    n_sing = int((~pd_ok).sum())
+    n_sing = int((~pd_ok & (status != Status.DIVERGING)).sum())  # those are reported above
     if n_sing:
         warnings.warn(
             f"{n_sing} of {size} fits have an observed information that is not positive definite "
-            "(their standard errors are NaN)",
+            "(their standard errors are NaN)"
+            + (" besides those at infinity or a boundary" if n_flag else ""),
             HessianWarning,
             stacklevel=3,
         )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..core import cache
 from ..solvers.batched import FAST_MAX_STEPS, line_search_newton
@@ -59,12 +62,16 @@ def _single_fit(pr, method: str, max_steps: int | None, tol: float, chunk: int |
     ``fit_many``; lanes it gives up are refitted with ``"newton"``)."""
     layout = pr.layout
     has_det = bool(pr.sites.deterministic)
+    bounded = np.concatenate(
+        [np.full(math.prod(s.unconstrained_shape), s.bounded, dtype=bool) for s in layout.sites]
+        or [np.zeros(0, bool)]
+    )
 
     def run(data, z0, scale):
         fun = lambda z: pr.negloglik(z, data)  # noqa: E731
         if method == "fast":
             steps = FAST_MAX_STEPS if max_steps is None else min(max_steps, FAST_MAX_STEPS)
-            res = line_search_newton(fun, z0, tol=tol, max_steps=steps, chunk=chunk)
+            res = line_search_newton(fun, z0, tol=tol, max_steps=steps, chunk=chunk, bounded=bounded)
         else:
             res = minimize(
                 fun, z0, method=method, scale=scale, max_steps=max_steps, tol=tol, hess_chunk=chunk
@@ -97,16 +104,17 @@ def fit_program(problem, method: str, max_steps: int | None, tol: float, batched
     return cache.get_or_build(key, build)
 
 
-def many_program(problem, method: str, max_steps: int | None, tol: float, data_axes: tuple):
+def many_program(problem, method: str, max_steps: int | None, tol: float, data_axes: tuple, z_axis=None):
     """The fit vmapped over datasets: ``data_axes`` says which data arrays carry the batch
-    axis (0) and which are shared (None); one start for all fits. ``method="fast"``: the
-    line-search Newton that ``fit_many`` runs first."""
+    axis (0) and which are shared (None); ``z_axis`` the same for the start (None: one start
+    for all fits; 0: one per fit). ``method="fast"``: the line-search Newton that
+    ``fit_many`` runs first."""
     p = problem.layout.size
     chunk = hess_chunk(problem.nobs, p)
-    key = (*problem.structure_key, "many", method, max_steps, tol, data_axes, chunk)
+    key = (*problem.structure_key, "many", method, max_steps, tol, data_axes, z_axis, chunk)
 
     def build():
         run = _single_fit(problem.static(), method, max_steps, tol, chunk)
-        return cache.jit(jax.vmap(run, in_axes=(data_axes, None, None)), hoist=problem.constants)
+        return cache.jit(jax.vmap(run, in_axes=(data_axes, z_axis, None)), hoist=problem.constants)
 
     return cache.get_or_build(key, build)
