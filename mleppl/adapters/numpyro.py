@@ -123,7 +123,11 @@ class _DropPriors(Messenger):
         name = msg["name"]
         if name in self.free or name in self.imputed:
             fn = msg["fn"]
-            msg["fn"] = ImproperUniform(fn.support, fn.batch_shape, fn.event_shape)
+            # validate_args=False: the flat density does not read the value (a support check
+            # on it is redundant, the value comes through the site's bijection), and reading
+            # it made XLA's compiled (f, ∇f, H) of a NB2 GLM 1.9× slower (12 → 23 ms at
+            # 400 × 200 observations), an XLA:CPU fusion effect of using a parameter twice
+            msg["fn"] = ImproperUniform(fn.support, fn.batch_shape, fn.event_shape, validate_args=False)
         if name in self.imputed and msg["value"] is None:
             msg["value"] = self.imputed[name]
 
