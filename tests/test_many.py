@@ -216,3 +216,31 @@ def test_per_fit_starts_are_checked_and_used():
     assert res.converged.all()
     assert_rel(res.params["b"], plain.params["b"], 1e-8, "same fits from per-fit starts")
     assert_rel(res[2].estimate, res.estimate[2], 1e-14, "res[i] with per-fit starts")
+
+
+def test_the_pool_runs_each_fit_as_the_single_lane_solver_does():
+    """Pooled lanes (a finished fit's lane takes the next fit) give every fit the iterates of
+    its own line-search Newton; fits from n_fits on are padding, not run."""
+    import jax
+    import jax.numpy as jnp
+
+    from mleppl.solvers.batched import line_search_newton, pooled_line_search_newton
+
+    y = counts(24)
+    # different starts, different pass counts
+    z0 = np.column_stack([np.log(y.mean(axis=1)), np.zeros((24, 3))]) + 0.3 * RNG.normal(size=(24, 4))
+
+    def nll(z, yi):
+        c, mu = jnp.exp(z[3]), jnp.exp(jnp.asarray(X) @ z[:3])
+        return -jnp.sum(dist.NegativeBinomial2(mu, c, validate_args=False).log_prob(yi))
+
+    with jax.enable_x64(True):
+        y, z0 = jnp.asarray(y), jnp.asarray(z0)
+        one = jax.vmap(lambda z, yi: line_search_newton(lambda w: nll(w, yi), z, tol=1e-12))(z0, y)
+        pool = pooled_line_search_newton(nll, (y,), (0,), z0, 20, lanes=5, tol=1e-12)
+    assert len(set(np.asarray(one.n_newton[:20]).tolist())) > 1
+    # the same iterates up to rounding (XLA vectorizes 5 lanes and 24 lanes differently)
+    assert_rel(np.asarray(pool.z[:20]), np.asarray(one.z[:20]), 1e-10, "pooled vs one lane per fit")
+    assert np.max(np.abs(np.asarray(pool.n_newton[:20]) - np.asarray(one.n_newton[:20]))) <= 1
+    np.testing.assert_array_equal(np.asarray(pool.status[:20]), np.asarray(one.status[:20]))
+    np.testing.assert_array_equal(np.asarray(pool.z[20:]), np.asarray(z0[20:]))  # padding untouched

@@ -31,7 +31,7 @@ from ..result import MLEResult
 from ..solvers.linalg import EIG_RTOL, jacobi_scale
 from ..uncertainty.diagnose import SE_RATIO
 from .assemble import assemble, find_issues
-from .program import many_program, resolve_method
+from .program import POOL_BLOCK, many_program, pool_lanes, pool_program, resolve_method
 from .starts import check_init, start
 
 __all__ = ["fit_many", "BatchResult"]
@@ -171,6 +171,21 @@ def _run_chunks(prog, leaves, axes, idx: np.ndarray, chunk: int, z0, scale, prog
     return jax.tree_util.tree_map(lambda *v: np.concatenate(v), *outs)
 
 
+def _run_pool(prog, leaves, axes, size: int, block: int, z0, progress: bool):
+    """The pooled first stage over all fits, ``block`` fits per call (the last call padded to
+    the same shape, its padding not run: one compile); host arrays."""
+    outs = []
+    for lo in range(0, size, block):
+        take = min(block, size - lo)
+        rows = np.resize(np.arange(lo, lo + take), block)
+        data = tuple(_take(x, rows) if a == 0 else x for x, a in zip(leaves, axes))
+        out = jax.device_get(prog(data, z0 if np.ndim(z0) == 1 else z0[rows], jnp.asarray(take, jnp.int32)))
+        outs.append(jax.tree_util.tree_map(lambda v, t=take: np.asarray(v)[:t], out))
+        if progress:
+            print(f"\rfit_many: {lo + take}/{size} fits", end="", file=sys.stderr, flush=True)
+    return jax.tree_util.tree_map(lambda *v: np.concatenate(v), *outs)
+
+
 def _split_init(init: dict, problem, size: int) -> tuple[dict, dict]:
     """``init`` split into values shared by every fit and per-fit values (a leading axis of
     length ``size`` in front of the site's shape), each checked against the site's support."""
@@ -246,9 +261,11 @@ def fit_many(
     method, init, rng_key, max_steps, tol
         As for :func:`mleppl.fit_mle`; every fit starts at the same point.
     chunk_size : int
-        Fits per compiled batch (the last chunk is padded).
+        The most fits in flight at once (the pool's lanes are fewer where a pass over that
+        many fits' data would not stay in cache, see :func:`mleppl.fitting.program.pool_lanes`;
+        the trust-region refits run in batches of at most this many).
     progress : bool
-        Print progress to stderr after each chunk.
+        Print progress to stderr after each block of fits.
 
     Returns
     -------
@@ -265,10 +282,13 @@ def fit_many(
     Notes
     -----
     Each fit :math:`b` maximizes :math:`\sum_i \log p(y_{bi} \mid x_{bi}; \theta_b)`. The fits
-    run in lock step under ``jax.vmap``, first with a line-search Newton method (exact
-    Hessian; at most 16 passes, see :mod:`mleppl.solvers.batched`); the fits it does not
-    bring to convergence, or whose standard errors look suspect, are refitted with the
-    trust-region Newton method of :func:`mleppl.fit_mle` from the same start. Both stop on
+    run under ``jax.vmap`` through a pool of lanes (a lane whose fit stops takes the next
+    one), first with a line-search Newton method (exact Hessian; at most 16 passes; a
+    coordinate of a bounded site past ±30 stops its fit as ``DIVERGING``, see
+    :mod:`mleppl.solvers.batched`); the fits it hands back are refitted, in lock-step
+    batches, with the trust-region Newton method of :func:`mleppl.fit_mle` from the same
+    start. A fit that converged with a suspect standard error (an estimate running to
+    infinity or a boundary) is reported ``DIVERGING``. Both solvers stop on
     ``fit_mle``'s convergence test, :math:`\lambda^2/2 = \tfrac12 g^\top H^{-1} g \le`
     ``tol`` at a positive-definite :math:`H`. Standard errors come from
     each fit's observed information, as in :func:`mleppl.fit_mle`. The after-fit diagnosis
@@ -344,16 +364,22 @@ def fit_many(
         scale = jnp.asarray(float(problem.nobs))
         # the cheap line-search Newton first, on every fit; the fits it gives up are refitted
         # with fit_mle's own method
-        first = "fast" if meth == "newton" else meth
-        prog = many_program(problem, first, steps, float(tol), axes, z_axis)
-        out = _run_chunks(
-            prog, inputs.leaves, axes, np.arange(size), min(int(chunk_size), size), z0, scale, progress
-        )
+        if meth == "newton":
+            # fits in flight: a cache-sized pool (see pool_lanes); calls of POOL_BLOCK pools
+            lanes = pool_lanes(problem.nobs, problem.layout.size, int(chunk_size))
+            block = min(POOL_BLOCK * lanes, 1 << int(size - 1).bit_length())
+            prog = pool_program(problem, steps, float(tol), axes, z_axis, lanes)
+            out = _run_pool(prog, inputs.leaves, axes, size, block, z0, progress)
+        else:
+            prog = many_program(problem, meth, steps, float(tol), axes, z_axis)
+            out = _run_chunks(
+                prog, inputs.leaves, axes, np.arange(size), min(int(chunk_size), size), z0, scale, progress
+            )
         se_flat, se_z, pd_ok = _batched_se(out[0].hess, out[2])
         # the fits it gives up are refitted; one it brought to convergence at an estimate running
         # to infinity or a boundary is flagged below, as after a refit
         redo = ~succeeded(out[0].status) & (out[0].status != Status.DIVERGING)
-        if first == "fast" and redo.any():
+        if meth == "newton" and redo.any():
             idx = np.flatnonzero(redo)
             bucket = min(int(chunk_size), 1 << int(idx.size - 1).bit_length())  # few shapes, few compiles
             prog = many_program(problem, meth, steps, float(tol), axes, z_axis)
