@@ -170,6 +170,13 @@ def test_airway_per_gene_workflow():
         pois = sm.GLM(Y[i], X, family=sm.families.Poisson(), offset=offset).fit(tol=1e-14)
         assert res.loglik[i] <= pois.llf + 1e-9 and res.loglik[i] >= pois.llf - 1e-6
         assert res.params["alpha"][i] < 1e-9
+        # no Wald standard error for a parameter at its boundary, as in the single fit
+        assert np.isnan(res.se["alpha"][i]) and np.all(np.isfinite(res.se["beta"][i]))
+        with pytest.warns(mleppl.MLEWarning):
+            one = res[i]
+        # res[i] runs fit_mle's full diagnosis: the same verdict, on the same site
+        assert [(x.kind, x.sites) for x in one.issues] == [("boundary", ("alpha",))]
+        assert np.isnan(one.se["alpha"])
 
     # the dexamethasone responders come out strongly up-regulated
     for g in known:
