@@ -146,34 +146,43 @@ def fast_step(
         armijo = f_try <= f + ARMIJO * alpha * jnp.minimum(slope, 0.0) + slack
         return finite_try & (near | armijo)
 
+    # One loop over trial step lengths, one objective evaluation per trip (one copy of the
+    # model in the compiled program, not three): backtracking from the full step by 4 until
+    # the Armijo condition holds, then (where the full step decreased f by more than the
+    # quadratic model predicted) doubling while f keeps falling.
+    # carry: (trial length, phase 0 backtrack / 1 expand / 2 done, trips in the phase,
+    #         accepted length, f there, accepted?)
+    one, zero = jnp.asarray(1.0, z0.dtype), jnp.asarray(0, jnp.int32)
+
     def ls_cond(c):
-        alpha, _, ok, n = c
-        return ~ok & (n < MAX_BACKTRACKS)
+        return c[1] < 2
 
     def ls_body(c):
-        alpha, _, _, n = c
-        alpha = 0.25 * alpha
-        z_try = s.z + alpha * d
-        f_try = fun(z_try)
-        return alpha, f_try, accept(alpha, f_try, z_try), n + 1
+        a, phase, n, a_ok, f_ok, ok = c
+        f_a = fun(s.z + a * d)
+        # backtracking phase
+        good = accept(a, f_a, s.z + a * d)
+        expand = good & (a == 1.0) & pd & ~near & (f - f_a > EXPAND_RATIO * 0.5 * dec2)
+        gave_up = ~good & (n + 1 >= MAX_BACKTRACKS + 1)
+        b_phase = jnp.where(good, jnp.where(expand & (MAX_EXPAND > 0), 1, 2), jnp.where(gave_up, 2, 0))
+        b_next = jnp.where(good, 2.0 * a, 0.25 * a)
+        b_n = jnp.where(good, 0, n + 1)
+        # expansion phase
+        better = jnp.isfinite(f_a) & (f_a < f_ok - slack)
+        e_phase = jnp.where(better & (n + 1 < MAX_EXPAND), 1, 2)
+        back = phase == 0
+        return (
+            jnp.where(back, b_next, 2.0 * a),
+            jnp.where(back, b_phase, e_phase).astype(jnp.int32),
+            jnp.where(back, b_n, n + 1).astype(jnp.int32),
+            jnp.where(back, jnp.where(good, a, a_ok), jnp.where(better, a, a_ok)),
+            jnp.where(back, jnp.where(good, f_a, f_ok), jnp.where(better, f_a, f_ok)),
+            jnp.where(back, good, ok),
+        )
 
-    z1 = s.z + d
-    f1 = fun(z1)
-    alpha, _, ok, _ = jax.lax.while_loop(
-        ls_cond, ls_body, (jnp.asarray(1.0, z0.dtype), f1, accept(1.0, f1, z1), jnp.asarray(0))
+    _, _, _, alpha, _, ok = jax.lax.while_loop(
+        ls_cond, ls_body, (one, zero, zero, one, jnp.asarray(jnp.inf, z0.dtype), jnp.asarray(False))
     )
-
-    def ex_cond(c):
-        return c[2] & (c[3] < MAX_EXPAND)
-
-    def ex_body(c):
-        a, f_a, _, n = c
-        f2 = fun(s.z + 2.0 * a * d)
-        better = jnp.isfinite(f2) & (f2 < f_a - slack)
-        return jnp.where(better, 2.0 * a, a), jnp.where(better, f2, f_a), better, n + 1
-
-    expand = ok & (alpha == 1.0) & pd & ~near & (f - f1 > EXPAND_RATIO * 0.5 * dec2)
-    alpha, _, _, _ = jax.lax.while_loop(ex_cond, ex_body, (alpha, f1, expand, jnp.asarray(0)))
     polish = jnp.where(near, s.polish + 1, 0)
     k = s.k + 1
     status = jnp.where(ok, Status.RUNNING, Status.STALLED)
