@@ -103,3 +103,18 @@ def _check_swaps(mu, c, ys):
     # the caller's distribution object is not modified
     nb = cases["NegativeBinomial2"]
     assert type(nb) is D.NegativeBinomial2
+
+
+def test_trigamma_and_the_log_gamma_derivatives_it_serves():
+    from mleppl.core.kernels import _gammaln, trigamma
+
+    x = np.concatenate([np.geomspace(1e-6, 1e6, 400), np.linspace(0.01, 20.0, 400)])
+    with jax.enable_x64(True):
+        got = np.asarray(trigamma(x))
+        d1 = np.asarray(jax.vmap(jax.grad(_gammaln))(x))
+        d2 = np.asarray(jax.vmap(jax.grad(jax.grad(_gammaln)))(x))
+        d3 = np.asarray(jax.vmap(jax.grad(jax.grad(jax.grad(_gammaln))))(x))
+    np.testing.assert_allclose(got, special.polygamma(1, x), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(d1, special.digamma(x), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(d2, special.polygamma(1, x), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(d3, special.polygamma(2, x), rtol=1e-9, atol=0)  # AD of the series
