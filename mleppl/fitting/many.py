@@ -11,7 +11,6 @@ fit is a recorded status, never an abort of the others.
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -33,7 +32,7 @@ from ..solvers.batched import BOUNDARY_Z
 from ..solvers.linalg import EIG_RTOL, jacobi_scale
 from ..uncertainty.diagnose import SE_RATIO
 from .assemble import assemble, find_issues
-from .program import POOL_BLOCK, many_program, pool_lanes, pool_program, resolve_method
+from .program import POOL_BLOCK, bounded_mask, many_program, pool_lanes, pool_program, resolve_method
 from .starts import check_init, start
 
 __all__ = ["fit_many", "BatchResult"]
@@ -143,10 +142,7 @@ def _running_off_nan(layout, se_flat, z, se_z, status) -> np.ndarray:
     reported ``DIVERGING``, as ``fit_mle``'s diagnosis does (a Wald standard error is not
     valid there: 2e-9 was reported for a dispersion of 7e-15 at its boundary 0)."""
     z, se_z = np.asarray(z), np.asarray(se_z)
-    bounded = np.concatenate(
-        [np.full(math.prod(s.unconstrained_shape), s.bounded, dtype=bool) for s in layout.sites]
-        or [np.zeros(0, bool)]
-    )
+    bounded = bounded_mask(layout)
     off = (
         ~np.isfinite(se_z)
         | (se_z > SE_RATIO * np.maximum(1.0, np.abs(z)))

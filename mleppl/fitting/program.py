@@ -63,7 +63,7 @@ def batch_negloglik(problem):
     return cache.get_or_build((*problem.structure_key, "batch-nll"), build)
 
 
-def _bounded_mask(layout) -> np.ndarray:
+def bounded_mask(layout) -> np.ndarray:
     """Per unconstrained coordinate: does it belong to a site with a bounded support."""
     parts = [np.full(math.prod(s.unconstrained_shape), s.bounded, dtype=bool) for s in layout.sites]
     return np.concatenate(parts) if parts else np.zeros(0, bool)
@@ -91,7 +91,7 @@ def _single_fit(pr, method: str, max_steps: int | None, tol: float, chunk: int |
 
     ``method="fast"``: the line-search Newton of :mod:`mleppl.solvers.batched` (for
     ``fit_many``; lanes it gives up are refitted with ``"newton"``)."""
-    bounded = _bounded_mask(pr.layout)
+    bounded = bounded_mask(pr.layout)
     post = _after_fit(pr)
 
     def run(data, z0, scale):
@@ -169,7 +169,7 @@ def pool_program(problem, max_steps: int | None, tol: float, data_axes: tuple, z
 
     def build():
         pr = problem.static()
-        bounded = _bounded_mask(pr.layout)
+        bounded = bounded_mask(pr.layout)
         post = jax.vmap(_after_fit(pr), in_axes=(0, data_axes))
         steps = FAST_MAX_STEPS if max_steps is None else min(max_steps, FAST_MAX_STEPS)
 
