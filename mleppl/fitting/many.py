@@ -278,8 +278,12 @@ def fit_many(
         are shared by every fit.
     batched : sequence of str
         Names of the batched arguments (default ``("y",)``).
-    method, init, rng_key, max_steps, tol
-        As for :func:`mleppl.fit_mle`; every fit starts at the same point.
+    init : dict, optional
+        Start values by site, as for :func:`mleppl.fit_mle` (one start for every fit), or
+        per fit: an array with the batch axis in front of the site's shape, e.g. each
+        gene's log mean count as its intercept (``init={"b": B0}``, ``B0.shape == (B, p)``).
+    method, rng_key, max_steps, tol
+        As for :func:`mleppl.fit_mle`.
     chunk_size : int
         The most fits in flight at once (the pool's lanes are fewer where a pass over that
         many fits' data would not stay in cache, see :func:`mleppl.fitting.program.pool_lanes`;
