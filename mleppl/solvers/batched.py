@@ -17,9 +17,20 @@ slowest lane of a chunk long. This solver is the cheap common case:
   decrease, and accepts a full step from a near-converged point whatever f does
   there (its change is at the level of f's rounding noise; the decrement at the
   new point decides, as in :func:`mleppl.solvers.newton.newton`);
+* a full step that decreased f by more than its quadratic model predicted is
+  doubled while f keeps falling (``EXPAND_RATIO``): an objective flattening
+  exponentially along the step (a dispersion running to its boundary) is otherwise
+  crossed at a constant distance per pass;
+* a lane whose coordinate of a bounded site passes ±``BOUNDARY_Z`` stops with status
+  ``DIVERGING``;
 * it stops after ``max_steps`` passes: a lane that has not converged by then is
   handed back (status ``MAX_STEPS``, ``STALLED`` or ``NONFINITE_START``) for the
   caller to refit with the full trust-region Newton.
+
+:func:`line_search_newton` is one lane (``vmap`` it); :func:`pooled_line_search_newton`
+runs many fits through a fixed pool of lanes, a finished fit's lane taking the next fit,
+so that a batch costs the passes its fits need rather than its size times the slowest
+fit's passes. Both step with :func:`fast_step` from :func:`fast_init`.
 
 The convergence test is that of :func:`mleppl.solvers.minimize.minimize`: at a
 point reached by a full Newton step from a near-converged point
@@ -40,7 +51,15 @@ from .linalg import decrement, eig_scaled, evaluate
 from .minimize import OptResult
 from .newton import FIRST_RADIUS, MAX_POLISH, NEAR_TOL, trust_region_step
 
-__all__ = ["line_search_newton", "FAST_MAX_STEPS", "INDEFINITE_RADIUS"]
+__all__ = [
+    "line_search_newton",
+    "pooled_line_search_newton",
+    "fast_step",
+    "fast_init",
+    "FAST_MAX_STEPS",
+    "INDEFINITE_RADIUS",
+    "BOUNDARY_Z",
+]
 
 # Passes before a lane is handed back to the trust-region Newton. Measured on 400
 # NB2 GLMs (n = 200, p = 4) from the default start: every converging lane took 5–9
