@@ -80,6 +80,8 @@ def test_a_failed_fit_is_a_status_not_an_abort():
 def test_bad_batched_arguments_are_named():
     with pytest.raises(ValueError, match="batched: expected names of array arguments"):
         fit_many(nb2, X, y=counts(3), batched=("z",))
+    with pytest.raises(ValueError, match="at least one dataset"):
+        fit_many(nb2, X, y=np.zeros((0, N)))
     with pytest.raises(ValueError, match="one batch size"):
         fit_many(nb2, np.broadcast_to(X, (4, *X.shape)), y=counts(3), batched=("X", "y"))
 

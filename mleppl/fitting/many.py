@@ -249,7 +249,10 @@ def _batch_size(values: dict) -> int:
         raise ValueError(f"batched: expected arrays with a leading batch axis, got scalars for {bad}")
     if len(set(sizes.values())) != 1:
         raise ValueError(f"batched: expected one batch size, got leading axes {sizes}")
-    return next(iter(sizes.values()))
+    size = next(iter(sizes.values()))
+    if size == 0:
+        raise ValueError(f"batched: expected at least one dataset along the leading axis, got {sizes}")
+    return size
 
 
 @float64
