@@ -13,10 +13,13 @@ from ..solvers.batched import FAST_MAX_STEPS, line_search_newton, pooled_line_se
 from ..solvers.minimize import minimize
 
 __all__ = [
+    "after_fit",
     "fit_program",
     "many_program",
     "pool_program",
     "pool_lanes",
+    "POOL_BLOCK",
+    "bounded_mask",
     "batch_negloglik",
     "resolve_method",
     "METHODS",
@@ -69,7 +72,7 @@ def bounded_mask(layout) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, bool)
 
 
-def _after_fit(pr):
+def after_fit(pr):
     """``(z, data) -> (theta, jacobian, det, det_jacobian)`` at a fit's end point (traceable)."""
     layout = pr.layout
     has_det = bool(pr.sites.deterministic)
@@ -92,7 +95,7 @@ def _single_fit(pr, method: str, max_steps: int | None, tol: float, chunk: int |
     ``method="fast"``: the line-search Newton of :mod:`mleppl.solvers.batched` (for
     ``fit_many``; lanes it gives up are refitted with ``"newton"``)."""
     bounded = bounded_mask(pr.layout)
-    post = _after_fit(pr)
+    post = after_fit(pr)
 
     def run(data, z0, scale):
         fun = lambda z: pr.negloglik(z, data)  # noqa: E731
@@ -170,7 +173,7 @@ def pool_program(problem, max_steps: int | None, tol: float, data_axes: tuple, z
     def build():
         pr = problem.static()
         bounded = bounded_mask(pr.layout)
-        post = jax.vmap(_after_fit(pr), in_axes=(0, data_axes))
+        post = jax.vmap(after_fit(pr), in_axes=(0, data_axes))
         steps = FAST_MAX_STEPS if max_steps is None else min(max_steps, FAST_MAX_STEPS)
 
         def run(data, z0, n_fits):

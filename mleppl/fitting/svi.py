@@ -27,7 +27,7 @@ from ..core import cache
 from ..core.status import Status
 from ..solvers.linalg import decrement, eig_scaled, evaluate
 from ..solvers.minimize import OptResult
-from .program import fit_program, hess_chunk
+from .program import after_fit, fit_program, hess_chunk
 
 __all__ = ["SVI_DEFAULTS", "check_svi_options", "check_supported", "fit_svi", "svi_note"]
 
@@ -149,20 +149,9 @@ def _judge(problem):
 def _at_point(problem):
     """Estimate, Jacobians and deterministic sites at a given z (no optimization)."""
     pr = problem.static()
-    layout = pr.layout
-    has_det = bool(pr.sites.deterministic)
 
     def build():
-        def run(z, data):
-            theta, jac = layout.theta(z), jax.jacfwd(layout.theta)(z)
-            if has_det:
-                flat_det = lambda zz: pr.deterministic(zz, data)  # noqa: E731
-                det, jac_det = flat_det(z), jax.jacfwd(flat_det)(z)
-            else:
-                det, jac_det = jnp.zeros((0,)), jnp.zeros((0, z.shape[0]))
-            return theta, jac, det, jac_det
-
-        return jax.jit(run)
+        return jax.jit(after_fit(pr))
 
     return cache.get_or_build((*pr.structure_key, "at-point"), build)
 
