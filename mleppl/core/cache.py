@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["get_or_build", "clear", "info", "items", "jit", "MAX_PROGRAMS"]
+__all__ = ["get_or_build", "clear", "info", "items", "jit", "named", "MAX_PROGRAMS"]
 
 MAX_PROGRAMS = 64
 
@@ -42,8 +42,21 @@ def get_or_build(key: Hashable, build: Callable[[], Any]) -> Any:
     return value
 
 
-def jit(fn: Callable, *, hoist: bool = False) -> Callable:
+def named(fn: Callable, name: str) -> Callable:
+    """``fn`` under the name ``mleppl_<name>``: the name JAX reports its compiled program by
+    (``jax_log_compiles``, ``jax.monitoring`` events, ``benchmarks/bench_latency.py``)."""
+
+    def call(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = f"mleppl_{name}"
+    return call
+
+
+def jit(fn: Callable, *, hoist: bool = False, name: str | None = None) -> Callable:
     """``jax.jit(fn)``; with ``hoist``, constants ``fn`` closes over become inputs of the program.
+
+    ``name`` names the compiled program (see :func:`named`).
 
     ``jax.jit`` embeds the arrays a function closes over in the XLA program, and XLA then
     folds every operation on them at compile time: a Poisson log-density over 10⁶ embedded
@@ -52,6 +65,8 @@ def jit(fn: Callable, *, hoist: bool = False) -> Callable:
     signature and its constants (the data of a model whose data are held as constants, and
     whatever NumPy computed from them) are passed to the compiled program as arguments.
     """
+    if name is not None:
+        fn = named(fn, name)
     if not hoist:
         return jax.jit(fn)
     traced: dict = {}
@@ -65,7 +80,7 @@ def jit(fn: Callable, *, hoist: bool = False) -> Callable:
         if hit is None:
             closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
             jaxpr = closed.jaxpr
-            program = jax.jit(lambda consts, *xs: jax.core.eval_jaxpr(jaxpr, consts, *xs))
+            program = jax.jit(named(lambda consts, *xs: jax.core.eval_jaxpr(jaxpr, consts, *xs), name or "hoisted"))
             hit = (program, list(closed.consts), jax.tree_util.tree_structure(shapes))
             with lock:
                 traced[sig] = hit

@@ -61,7 +61,7 @@ def batch_negloglik(problem):
         def many(zs, data):
             return jax.lax.map(lambda z: pr.negloglik(z, data), zs, batch_size=per)
 
-        return cache.jit(many, hoist=pr.constants)
+        return cache.jit(many, hoist=pr.constants, name="batch_negloglik")
 
     return cache.get_or_build((*problem.structure_key, "batch-nll"), build)
 
@@ -123,7 +123,7 @@ def fit_program(problem, method: str, max_steps: int | None, tol: float, batched
 
     def build():
         run = _single_fit(problem.static(), method, max_steps, tol, chunk)
-        return cache.jit(jax.vmap(run, in_axes=(None, 0, None)) if batched else run, hoist=problem.constants)
+        return cache.jit(jax.vmap(run, in_axes=(None, 0, None)) if batched else run, hoist=problem.constants, name="fit")
 
     return cache.get_or_build(key, build)
 
@@ -139,7 +139,7 @@ def many_program(problem, method: str, max_steps: int | None, tol: float, data_a
 
     def build():
         run = _single_fit(problem.static(), method, max_steps, tol, chunk)
-        return cache.jit(jax.vmap(run, in_axes=(data_axes, z_axis, None)), hoist=problem.constants)
+        return cache.jit(jax.vmap(run, in_axes=(data_axes, z_axis, None)), hoist=problem.constants, name="fit_many")
 
     return cache.get_or_build(key, build)
 
@@ -185,6 +185,6 @@ def pool_program(problem, max_steps: int | None, tol: float, data_axes: tuple, z
             )  # fmt: skip
             return (res, *post(res.z, data))
 
-        return cache.jit(run, hoist=problem.constants)
+        return cache.jit(run, hoist=problem.constants, name="fit_pool")
 
     return cache.get_or_build(key, build)

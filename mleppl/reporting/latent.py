@@ -80,7 +80,7 @@ def latent_probabilities(rec, sites=None) -> dict:
         )
 
     try:
-        out = jax.device_get(cache.jit(probs, hoist=problem.constants)())
+        out = jax.device_get(cache.jit(probs, hoist=problem.constants, name="latent_probabilities")())
     except (TypeError, ValueError) as e:
         raise ValueError(
             f"latent_probabilities: the posterior of {names} could not be formed ({e}); inside "

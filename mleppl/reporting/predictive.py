@@ -112,7 +112,7 @@ def evaluate_draws(
         return values, det, ll, rep, logj
 
     keys = jax.random.split(rng_key, z.shape[0])
-    program = cache.jit(jax.vmap(one), hoist=problem.constants)
+    program = cache.jit(jax.vmap(one), hoist=problem.constants, name="predictive")
     values, det, ll, rep, logj = jax.device_get(program(jnp.asarray(z), keys))
     as_np = lambda d: {k: np.asarray(v) for k, v in d.items()}
     return DrawSet(as_np(values), as_np(det), as_np(ll), as_np(rep), np.asarray(logj))

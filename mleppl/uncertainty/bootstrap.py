@@ -177,7 +177,7 @@ def _build_chord(pr, kind: str):
         )
         return s.z, s.dec <= _TOL
 
-    return cache.jit(jax.vmap(one, in_axes=(0, 0, None, None, None)), hoist=pr.constants)
+    return cache.jit(jax.vmap(one, in_axes=(0, 0, None, None, None)), hoist=pr.constants, name="bootstrap_refit")
 
 
 def _grad0_program(pr, kind: str):
@@ -185,7 +185,7 @@ def _grad0_program(pr, kind: str):
 
     def build():
         objective = _objective(pr, kind)
-        return cache.jit(jax.vmap(jax.grad(objective), in_axes=(None, 0, None)), hoist=pr.constants)
+        return cache.jit(jax.vmap(jax.grad(objective), in_axes=(None, 0, None)), hoist=pr.constants, name="bootstrap_grad")
 
     return cache.get_or_build((*pr.structure_key, "bootstrap-grad0", kind), build)
 
@@ -205,7 +205,7 @@ def _fallback_program(pr, kind: str):
             )
             return opt.z, succeeded(opt.status)
 
-        return cache.jit(jax.vmap(one, in_axes=(0, None, None)), hoist=pr.constants)
+        return cache.jit(jax.vmap(one, in_axes=(0, None, None)), hoist=pr.constants, name="bootstrap_simulate")
 
     return cache.get_or_build((*pr.structure_key, "bootstrap-fallback", kind), build)
 
