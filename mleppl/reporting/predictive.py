@@ -93,29 +93,43 @@ def evaluate_draws(
     conditional modes for group-level predictions); other latent sites are drawn.
     """
     fixed = {k: jnp.asarray(v) for k, v in (fixed or {}).items()}
-    layout = problem.layout
-    det_names = tuple(name for name, _ in problem.sites.deterministic)
-
-    latent = bool(problem.sites.discrete) or problem.random is not None
-
-    def one(zs, key):
-        args, kwargs = problem.rebuild(data)
-        values = {**layout.constrain(zs), **fixed}
-        # latent sites (discrete labels, random effects) are drawn from their distributions:
-        # the replicates come from the marginal (population-level) predictive
-        k_lat, key = jax.random.split(key)
-        tr = npa.trace_with_values(problem.prior_free_model, args, kwargs, values, k_lat if latent else None)
-        ll = {k: v[0] for k, v in npa.loglik_terms(tr, observed).items()}
-        det = {n: tr[n]["value"] for n in det_names}
-        rep = npa.replicate_observed(tr, observed, key)
-        logj = npa.log_abs_det_jacobian(layout.sites, layout.unravel(zs))
-        return values, det, ll, rep, logj
-
     keys = jax.random.split(rng_key, z.shape[0])
-    program = cache.jit(jax.vmap(one), hoist=problem.constants, name="predictive")
-    values, det, ll, rep, logj = jax.device_get(program(jnp.asarray(z), keys))
+    program = cache.get_or_build(
+        (*problem.structure_key, "predictive", tuple(observed), tuple(sorted(fixed))),
+        lambda: _draws_program(problem.static(), tuple(observed)),
+    )
+    values, det, ll, rep, logj = jax.device_get(program(jnp.asarray(z), keys, data, fixed))
     as_np = lambda d: {k: np.asarray(v) for k, v in d.items()}
     return DrawSet(as_np(values), as_np(det), as_np(ll), as_np(rep), np.asarray(logj))
+
+
+def _draws_program(problem, observed: tuple[str, ...]):
+    """``(z, keys, data, fixed) -> (values, det, loglik, replicates, log|J|)`` at every row of
+    ``z`` (compiled once per model, data structure, observed sites and fixed sites: a second
+    ``to_datatree()`` or predictive check of a fit reuses it)."""
+    layout = problem.layout
+    det_names = tuple(name for name, _ in problem.sites.deterministic)
+    latent = bool(problem.sites.discrete) or problem.random is not None
+
+    def run(z, keys, data, fixed):
+        def one(zs, key):
+            args, kwargs = problem.rebuild(data)
+            values = {**layout.constrain(zs), **fixed}
+            # latent sites (discrete labels, random effects) are drawn from their distributions:
+            # the replicates come from the marginal (population-level) predictive
+            k_lat, key = jax.random.split(key)
+            tr = npa.trace_with_values(
+                problem.prior_free_model, args, kwargs, values, k_lat if latent else None
+            )
+            ll = {k: v[0] for k, v in npa.loglik_terms(tr, observed).items()}
+            det = {n: tr[n]["value"] for n in det_names}
+            rep = npa.replicate_observed(tr, observed, key)
+            logj = npa.log_abs_det_jacobian(layout.sites, layout.unravel(zs))
+            return values, det, ll, rep, logj
+
+        return jax.vmap(one)(z, keys)
+
+    return cache.jit(run, hoist=problem.constants, name="predictive")
 
 
 @float64
