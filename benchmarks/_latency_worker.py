@@ -94,7 +94,7 @@ def _cbpp(data_dir):
     d = np.genfromtxt(os.path.join(data_dir, "cbpp.csv"), delimiter=",", names=True)
     herd = d["herd"].astype(np.int64) - 1
     period = d["period"].astype(np.int64) - 1
-    return (period, herd, d["size"].astype(np.float64), int(herd.max()) + 1), d["incidence"].astype(np.float64)
+    return (period, herd, d["size"].astype(np.int64), int(herd.max()) + 1), d["incidence"].astype(np.float64)
 
 
 def _sleep(data_dir):

@@ -47,6 +47,8 @@ __all__ = [
     "trace_model",
     "abstract_data_failure",
     "trace_with_values",
+    "row_masked",
+    "abstract_sites",
     "loglik_terms",
     "log_density",
     "initial_values",
@@ -312,6 +314,55 @@ def trace_with_values(model: Callable, args: tuple, kwargs: dict, values: dict, 
     if rng_key is not None:
         model = handlers.seed(model, rng_key)
     return handlers.trace(handlers.substitute(model, data=values)).get_trace(*args, **kwargs)
+
+
+class _RowMask(Messenger):
+    """Mask the terms of every observed site in plate ``plate`` from row ``n_valid`` on.
+
+    Padding rows (see :mod:`mleppl.fitting.buckets`) then add exactly nothing to the
+    log-density: NumPyro's ``MaskedDistribution`` gives 0 there, its gradient 0.
+    """
+
+    def __init__(self, fn=None, plate: str = "", n_valid=None):
+        self.plate = plate
+        self.n_valid = n_valid
+        super().__init__(fn)
+
+    def process_message(self, msg):
+        if msg["type"] != "sample" or not msg["is_observed"]:
+            return
+        for frame in msg["cond_indep_stack"]:
+            if frame.name == self.plate:
+                rows = jnp.arange(frame.size) < self.n_valid
+                msg["fn"] = msg["fn"].mask(rows.reshape((-1,) + (1,) * (-frame.dim - 1)))
+
+
+def row_masked(model: Callable, plate: str, n_valid) -> Callable:
+    """``model`` with its observed terms in ``plate`` masked from row ``n_valid`` on."""
+    return _RowMask(model, plate=plate, n_valid=n_valid)
+
+
+def abstract_sites(model: Callable, inputs: Callable, data) -> dict:
+    """``{name: (type, observed, shape, ((plate, size), ...))}`` of every site of ``model``
+    traced abstractly: ``inputs(data) -> (args, kwargs, values)`` with ``data`` given as
+    ``jax.ShapeDtypeStruct``s (no XLA compilation, nothing evaluated)."""
+    out: dict = {}
+
+    def f(d):
+        args, kwargs, values = inputs(d)
+        tr = trace_with_values(model, args, kwargs, values)
+        for name, site in tr.items():
+            if site["type"] in ("sample", "deterministic", "param"):
+                out[name] = (
+                    site["type"],
+                    bool(site.get("is_observed", False)),
+                    tuple(jnp.shape(site["value"])),
+                    tuple((fr.name, fr.size) for fr in site.get("cond_indep_stack", ())),
+                )
+        return jnp.zeros(())
+
+    jax.eval_shape(f, data)
+    return out
 
 
 def _is_imputed(name: str, tr: dict) -> bool:

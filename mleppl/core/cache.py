@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["get_or_build", "clear", "info", "items", "jit", "named", "MAX_PROGRAMS"]
+__all__ = ["get_or_build", "get_or_build_fact", "clear", "info", "items", "jit", "named", "MAX_PROGRAMS"]
 
 MAX_PROGRAMS = 64
 
@@ -39,6 +39,25 @@ def get_or_build(key: Hashable, build: Callable[[], Any]) -> Any:
         _store.move_to_end(key)
         while len(_store) > MAX_PROGRAMS:
             _store.popitem(last=False)
+    return value
+
+
+MAX_FACTS = 256
+_facts: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
+
+
+def get_or_build_fact(key: Hashable, build: Callable[[], Any]) -> Any:
+    """Like :func:`get_or_build` for small facts about a model (a bucketing decision), kept
+    apart (at most ``MAX_FACTS``) so that they never push a compiled program out."""
+    with _lock:
+        if key in _facts:
+            _facts.move_to_end(key)
+            return _facts[key]
+    value = build()
+    with _lock:
+        _facts[key] = value
+        while len(_facts) > MAX_FACTS:
+            _facts.popitem(last=False)
     return value
 
 
@@ -80,7 +99,9 @@ def jit(fn: Callable, *, hoist: bool = False, name: str | None = None) -> Callab
         if hit is None:
             closed, shapes = jax.make_jaxpr(fn, return_shape=True)(*args)
             jaxpr = closed.jaxpr
-            program = jax.jit(named(lambda consts, *xs: jax.core.eval_jaxpr(jaxpr, consts, *xs), name or "hoisted"))
+            program = jax.jit(
+                named(lambda consts, *xs: jax.core.eval_jaxpr(jaxpr, consts, *xs), name or "hoisted")
+            )
             hit = (program, list(closed.consts), jax.tree_util.tree_structure(shapes))
             with lock:
                 traced[sig] = hit
@@ -98,6 +119,7 @@ def clear() -> None:
     """Forget every compiled program (the next fit of each model recompiles)."""
     with _lock:
         _store.clear()
+        _facts.clear()
 
 
 def info() -> dict:

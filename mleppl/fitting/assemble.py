@@ -186,7 +186,9 @@ def _random_effects(problem, z) -> dict:
     pr = problem.static()
     prog = cache.get_or_build(
         (*pr.structure_key, "conditional"),
-        lambda: cache.jit(lambda zz, data: latent.conditional(pr, zz, data), hoist=pr.constants, name="conditional"),
+        lambda: cache.jit(
+            lambda zz, data: latent.conditional(pr, zz, data), hoist=pr.constants, name="conditional"
+        ),
     )
     theta, sd = jax.device_get(prog(z, problem.data))
     layout = problem.random.layout

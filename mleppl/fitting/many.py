@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.blas import single_threaded_blas
+from ..core.options import fit_options, positive_int
 from ..core.records import frozen_array, frozen_dict
 from ..core.status import Status, succeeded
 from ..core.warnings import ConvergenceWarning, HessianWarning
@@ -341,8 +342,9 @@ def fit_many(
     if isinstance(batched, str):
         batched = (batched,)
     batched = tuple(batched)
-    if isinstance(chunk_size, bool) or not (isinstance(chunk_size, (int, np.integer)) and chunk_size >= 1):
-        raise ValueError(f"chunk_size: expected a positive integer, got {chunk_size!r}")
+    # the same checks (and words) as fit_mle's: a misspelt method used to run Newton
+    method, max_steps, tol, _ = fit_options(method=method, max_steps=max_steps, tol=tol)
+    chunk_size = positive_int("chunk_size", chunk_size)
     inputs = split_inputs(model, args, kwargs)
     names = [lab.strip("'").split("[")[0] for lab in inputs.labels]
     unknown = [b for b in batched if b not in names]

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import cache
+from ..core import cache, options
 from ..solvers.batched import FAST_MAX_STEPS, line_search_newton, pooled_line_search_newton
 from ..solvers.minimize import minimize
 
@@ -25,7 +25,7 @@ __all__ = [
     "METHODS",
 ]
 
-METHODS = ("auto", "newton", "lbfgs", "lbfgs-newton", "svi")
+METHODS = options.METHODS
 # Newton's cost per step grows like nobs·p² (the Hessian), L-BFGS's like nobs·p:
 # below this budget exact Newton is as cheap as anything and the most robust.
 _NEWTON_BUDGET = 5e7
@@ -123,7 +123,9 @@ def fit_program(problem, method: str, max_steps: int | None, tol: float, batched
 
     def build():
         run = _single_fit(problem.static(), method, max_steps, tol, chunk)
-        return cache.jit(jax.vmap(run, in_axes=(None, 0, None)) if batched else run, hoist=problem.constants, name="fit")
+        return cache.jit(
+            jax.vmap(run, in_axes=(None, 0, None)) if batched else run, hoist=problem.constants, name="fit"
+        )
 
     return cache.get_or_build(key, build)
 
@@ -139,7 +141,9 @@ def many_program(problem, method: str, max_steps: int | None, tol: float, data_a
 
     def build():
         run = _single_fit(problem.static(), method, max_steps, tol, chunk)
-        return cache.jit(jax.vmap(run, in_axes=(data_axes, z_axis, None)), hoist=problem.constants, name="fit_many")
+        return cache.jit(
+            jax.vmap(run, in_axes=(data_axes, z_axis, None)), hoist=problem.constants, name="fit_many"
+        )
 
     return cache.get_or_build(key, build)
 

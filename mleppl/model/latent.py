@@ -109,7 +109,8 @@ def joint_logdensity(problem, z, v, data):
     # about 40 times, 0.77 s, where the nested jit takes 0.47 s); held as constants, the data
     # would be embedded in the nested program, so that path traces the model each time
     fn = cache.get_or_build(
-        (*problem.structure_key, "joint"), lambda: jax.jit(cache.named(partial(_joint, problem.static()), "joint"))
+        (*problem.structure_key, "joint"),
+        lambda: jax.jit(cache.named(partial(_joint, problem.static()), "joint")),
     )
     return fn(z, v, data)
 
@@ -118,7 +119,7 @@ def _joint(problem, z, v, data):
     args, kwargs = problem.rebuild(data)
     rs = problem.random.layout
     values = {**problem.layout.constrain(z), **rs.constrain(v)}
-    ll, _ = npa.log_density(problem.prior_free_model, args, kwargs, values)
+    ll, _ = npa.log_density(problem.likelihood_model(data), args, kwargs, values)
     return ll + npa.log_abs_det_jacobian(rs.sites, rs.unravel(v))
 
 
@@ -424,7 +425,8 @@ def _block_diagonal(problem, z0, data) -> bool:
 
     problem = problem.static()  # what the cached program keeps (check reads it when traced)
     prog = cache.get_or_build(
-        (*problem.structure_key, "block-check"), lambda: cache.jit(check, hoist=problem.constants, name="block_check")
+        (*problem.structure_key, "block-check"),
+        lambda: cache.jit(check, hoist=problem.constants, name="block_check"),
     )
     err, scale = prog(z0, v, r, data)
     return bool(err <= 1e-8 * (float(scale) + 1e-300))
@@ -449,7 +451,8 @@ def _term_groups(problem, z0, data):
 
     problem = problem.static()
     prog = cache.get_or_build(
-        (*problem.structure_key, "term-groups"), lambda: cache.jit(both, hoist=problem.constants, name="term_groups")
+        (*problem.structure_key, "term-groups"),
+        lambda: cache.jit(both, hoist=problem.constants, name="term_groups"),
     )
     t, d1, d2, joint = prog(z0, v, data)
     out, outside = [], float(joint)

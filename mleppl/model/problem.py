@@ -53,9 +53,18 @@ class Problem(NamedTuple):
     # above is then the full-data version (npa.FullPlates) and the objective covers every row
     subsample: tuple = ()
     row_chunk: tuple = ()  # (plate, size, rows): the objective accumulated over chunks of rows
+    # (plate,): the data are padded along that plate to a bucket size and carry the number of
+    # real rows as a last leaf (fitting.buckets); the observed terms past it are masked out
+    rows: tuple = ()
 
     def rebuild(self, data) -> tuple[tuple, dict]:
-        return self.spec.rebuild(data)
+        return self.spec.rebuild(data[:-1] if self.rows else data)
+
+    def likelihood_model(self, data) -> Callable:
+        """The prior-free model for ``data`` (row-masked when the data are padded)."""
+        if self.rows:
+            return npa.row_masked(self.prior_free_model, self.rows[0], data[-1])
+        return self.prior_free_model
 
     @property
     def constants(self) -> bool:
@@ -87,6 +96,7 @@ class Problem(NamedTuple):
             self.key,
             tuple((s.name, s.shape, _support_key(s.support)) for s in self.sites.free),
             random,
+            self.rows,
         )
 
     @property
@@ -122,7 +132,7 @@ class Problem(NamedTuple):
                 self.prior_free_model, args, kwargs, self.layout.constrain(z), self.sites.max_plate_nesting
             )
         else:
-            ll, _ = npa.log_density(self.prior_free_model, args, kwargs, self.layout.constrain(z))
+            ll, _ = npa.log_density(self.likelihood_model(data), args, kwargs, self.layout.constrain(z))
         if self.sites.discrete_likelihood:
             ll = jnp.where(ll > 1e-9 * (1.0 + self.nobs), jnp.nan, ll)
         return -ll

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..adapters import numpyro as npa
 from ..core import cache
+from ..core.options import positive_int
 from ..core.x64 import float64
 from ..model.inputs import as_rng_key
 
@@ -30,9 +31,7 @@ __all__ = ["DrawSet", "draw_z", "evaluate_draws", "predictive", "check_num_sampl
 
 
 def check_num_samples(num_samples) -> int:
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-        raise ValueError(f"num_samples: expected a positive integer, got {num_samples!r}")
-    return int(num_samples)
+    return positive_int("num_samples", num_samples)
 
 
 def _cov_factor(rec) -> np.ndarray:

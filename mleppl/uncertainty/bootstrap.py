@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..adapters import numpyro as npa
 from ..core import cache
+from ..core.options import positive_int
 from ..core.records import FitRecord, frozen_array, frozen_dict
 from ..core.stats import check_level
 from ..core.status import succeeded
@@ -177,7 +178,9 @@ def _build_chord(pr, kind: str):
         )
         return s.z, s.dec <= _TOL
 
-    return cache.jit(jax.vmap(one, in_axes=(0, 0, None, None, None)), hoist=pr.constants, name="bootstrap_refit")
+    return cache.jit(
+        jax.vmap(one, in_axes=(0, 0, None, None, None)), hoist=pr.constants, name="bootstrap_refit"
+    )
 
 
 def _grad0_program(pr, kind: str):
@@ -185,7 +188,9 @@ def _grad0_program(pr, kind: str):
 
     def build():
         objective = _objective(pr, kind)
-        return cache.jit(jax.vmap(jax.grad(objective), in_axes=(None, 0, None)), hoist=pr.constants, name="bootstrap_grad")
+        return cache.jit(
+            jax.vmap(jax.grad(objective), in_axes=(None, 0, None)), hoist=pr.constants, name="bootstrap_grad"
+        )
 
     return cache.get_or_build((*pr.structure_key, "bootstrap-grad0", kind), build)
 
@@ -205,7 +210,9 @@ def _fallback_program(pr, kind: str):
             )
             return opt.z, succeeded(opt.status)
 
-        return cache.jit(jax.vmap(one, in_axes=(0, None, None)), hoist=pr.constants, name="bootstrap_simulate")
+        return cache.jit(
+            jax.vmap(one, in_axes=(0, None, None)), hoist=pr.constants, name="bootstrap_simulate"
+        )
 
     return cache.get_or_build((*pr.structure_key, "bootstrap-fallback", kind), build)
 
@@ -258,20 +265,13 @@ def _acceleration(rec, pr) -> np.ndarray:
         return np.sum(u**3, axis=0) / (6.0 * np.sum(u**2, axis=0) ** 1.5)
 
 
-def _positive_int(name: str, value, *, none_ok: bool = False):
-    if value is None and none_ok:
-        return
-    if isinstance(value, bool) or not (isinstance(value, (int, np.integer)) and value >= 1):
-        raise ValueError(f"{name}: expected a positive integer{' or None' if none_ok else ''}, got {value!r}")
-
-
 def _check(rec, n_boot, kind, chunk_size):
     if not isinstance(rec, FitRecord) or rec.problem is None:
         raise TypeError(f"res: expected an MLEResult from mleppl.fit_mle, got {type(rec).__name__}")
-    _positive_int("n_boot", n_boot)
+    positive_int("n_boot", n_boot)
     if kind not in KINDS:
         raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
-    _positive_int("chunk_size", chunk_size, none_ok=True)
+    positive_int("chunk_size", chunk_size, none_ok=True)
     if not np.all(np.isfinite(np.asarray(rec.hessian))):
         raise ValueError("res: expected a finite observed information at the estimate, got NaN/inf")
 

@@ -133,7 +133,9 @@ def _build(pr):
         t = jnp.where(s.status == OPEN, side * jnp.inf, jnp.where(s.status == OK, t, jnp.nan))
         return t, s.status, s.it
 
-    return cache.jit(jax.vmap(search, in_axes=(0, 0, None, 0, None, 0, None)), hoist=pr.constants, name="profile")
+    return cache.jit(
+        jax.vmap(search, in_axes=(0, 0, None, 0, None, 0, None)), hoist=pr.constants, name="profile"
+    )
 
 
 def profile_endpoints(rec, level: float, coords: np.ndarray):

@@ -34,7 +34,9 @@ COV_KINDS = ("oim", "opg", "hc0", "hc1", "cluster")
 def _score_program(problem, spec):
     def build():
         pr = problem.static()
-        return cache.jit(jax.jacfwd(lambda z, data: unit_loglik(pr, spec, z, data)), hoist=pr.constants, name="unit_scores")
+        return cache.jit(
+            jax.jacfwd(lambda z, data: unit_loglik(pr, spec, z, data)), hoist=pr.constants, name="unit_scores"
+        )
 
     return cache.get_or_build((*problem.structure_key, "scores", spec), build)
 
@@ -55,7 +57,9 @@ def _meat_program(problem, spec, n_groups: int | None):
                 s = jax.ops.segment_sum(s, codes, num_segments=n_groups)
             return s.T @ s
 
-        return cache.jit(meat, hoist=pr.constants, name="meat")  # constants mode: data as inputs, not embedded
+        return cache.jit(
+            meat, hoist=pr.constants, name="meat"
+        )  # constants mode: data as inputs, not embedded
 
     return cache.get_or_build((*problem.structure_key, "meat", spec, n_groups), build)
 
