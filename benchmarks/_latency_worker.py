@@ -105,6 +105,17 @@ def _sleep(data_dir):
 
 def case(name: str, data_dir: str):
     """``(first, again)``: the call timed cold and the call timed warm (None: same as first)."""
+    if name == "glm_rows":
+        d = _npz(data_dir, "glm")
+        mleppl.fit_mle(logistic, d["X"], y=d["y"])
+        return (lambda: mleppl.fit_mle(logistic, d["X"][:95_000], y=d["y"][:95_000])), None
+    if name == "rows":
+        d = _npz(data_dir, "glmm")
+        mleppl.fit_mle(glmm, d["x"], d["g"], int(d["G"]), y=d["y"], random=["u"])
+        m = 9_800  # in the bucket of 10,000 rows (9,744 < m ≤ 11,592)
+        return (
+            lambda: mleppl.fit_mle(glmm, d["x"][:m], d["g"][:m], int(d["G"]), y=d["y"][:m], random=["u"])
+        ), None
     if name in ("glm", "small"):
         d = _npz(data_dir, "glm" if name == "glm" else "small")
         return (lambda: mleppl.fit_mle(logistic, d["X"], y=d["y"])), None
