@@ -27,19 +27,24 @@ _store: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
 _lock = threading.RLock()
 
 
-def get_or_build(key: Hashable, build: Callable[[], Any]) -> Any:
-    """The stored value for ``key``, building (and storing) it on a miss."""
+def _get_or_build(store: collections.OrderedDict, bound: int, key: Hashable, build: Callable[[], Any]) -> Any:
+    """The value of ``key`` in ``store``, built and stored on a miss (least recently used out)."""
     with _lock:
-        if key in _store:
-            _store.move_to_end(key)
-            return _store[key]
+        if key in store:
+            store.move_to_end(key)
+            return store[key]
     value = build()
     with _lock:
-        _store[key] = value
-        _store.move_to_end(key)
-        while len(_store) > MAX_PROGRAMS:
-            _store.popitem(last=False)
+        store[key] = value
+        store.move_to_end(key)
+        while len(store) > bound:
+            store.popitem(last=False)
     return value
+
+
+def get_or_build(key: Hashable, build: Callable[[], Any]) -> Any:
+    """The stored value for ``key``, building (and storing) it on a miss."""
+    return _get_or_build(_store, MAX_PROGRAMS, key, build)
 
 
 MAX_FACTS = 256
@@ -49,16 +54,7 @@ _facts: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
 def get_or_build_fact(key: Hashable, build: Callable[[], Any]) -> Any:
     """Like :func:`get_or_build` for small facts about a model (a bucketing decision), kept
     apart (at most ``MAX_FACTS``) so that they never push a compiled program out."""
-    with _lock:
-        if key in _facts:
-            _facts.move_to_end(key)
-            return _facts[key]
-    value = build()
-    with _lock:
-        _facts[key] = value
-        while len(_facts) > MAX_FACTS:
-            _facts.popitem(last=False)
-    return value
+    return _get_or_build(_facts, MAX_FACTS, key, build)
 
 
 def named(fn: Callable, name: str) -> Callable:
