@@ -125,7 +125,10 @@ def plot_ppc(
     path : str or path-like, optional
         Save the figure there (format from the suffix, e.g. PNG).
     var_names : list of str, optional
-        Observed sites to check (default: all; a ``numpyro.factor`` is no data).
+        Observed sites to check, by the model's names (``"y"`` also for a site with
+        ``obs_mask``, which NumPyro traces as ``y_observed``; that name is accepted too).
+        Default: all; a ``numpyro.factor`` is no data. Entries masked out by
+        ``obs_mask`` or ``handlers.mask`` are left out of the check.
     num_samples : int
         Simulated data sets.
     uncertainty : bool
@@ -175,12 +178,14 @@ def plot_ppc(
     key = as_rng_key(rng_key)
     k_bind, k_draw = jax.random.split(key)
     problem = _problem_for(res, args, model_kwargs, k_bind)
-    data_kinds = {
-        o.name: "censored" if o.censoring is not None else o.kind
+    data_kinds = {  # by the user's site name (``y``, not NumPyro's ``y_observed`` of obs_mask)
+        o.label: "censored" if o.censoring is not None else o.kind
         for o in problem.sites.data
         if o.kind != "factor"
     }
-    names = list(data_kinds) if var_names is None else list(var_names)
+    trace_names = {o.label: o.name for o in problem.sites.data if o.kind != "factor"}
+    aliases = {v: k for k, v in trace_names.items()}  # the trace's name is accepted too
+    names = list(data_kinds) if var_names is None else [aliases.get(n, n) for n in var_names]
     unknown = [n for n in names if n not in data_kinds]
     if unknown:
         raise ValueError(f"var_names: expected observed sites among {list(data_kinds)}, got {unknown}")
@@ -198,7 +203,7 @@ def plot_ppc(
         uncertainty=uncertainty,
         log_likelihood=False,
         posterior_predictive=True,
-        observed_names=tuple(names),
+        observed_names=tuple(trace_names[n] for n in names),
     )
     dt = _censor_replicates(dt, problem, names, jax.random.fold_in(k_draw, 1))
     dt = _as_counts(dt, [n for n in names if data_kinds[n] in _DISCRETE])
@@ -254,7 +259,7 @@ def _censor_replicates(dt, problem, names: list[str], key):
     distribution given that (see :func:`censoring_times`; with censoring at the end of
     follow-up, as in most studies, this is the end of follow-up). Left censoring mirrors this.
     """
-    sites = {o.name: o for o in problem.sites.data if o.name in names and o.censoring is not None}
+    sites = {o.label: o for o in problem.sites.data if o.label in names and o.censoring is not None}
     if not sites:
         return dt
     dt = dt.copy()

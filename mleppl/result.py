@@ -78,10 +78,16 @@ class MLEResult(FitRecord):
 
         Returns
         -------
-        pandas.DataFrame
-            Indexed by ``param_names``; columns ``estimate, se, z, p_value,
-            ci_lower, ci_upper``. ``df.attrs["converged"]`` and
-            ``df.attrs["note"]`` say whether the fit converged and, if not, why.
+        SummaryTable
+            A ``pandas.DataFrame`` (subclass) indexed by ``param_names``; columns
+            ``estimate, se, z, p_value, ci_lower, ci_upper``. A fit that did not
+            converge or was flagged by the diagnosis carries its mark whenever the
+            table is shown (``repr``, ``print``, ``to_string``, notebook HTML): a line
+            ``NOT CONVERGED: <res.message>`` and/or ``FLAGGED: <kind> (<sites>), ...;
+            see res.issues`` above the rows; a converged fit without issues prints as
+            a plain DataFrame. ``df.attrs["converged"]``, ``df.attrs["message"]``,
+            ``df.attrs["issues"]`` and ``df.attrs["note"]`` hold the same facts;
+            ``to_csv`` / ``to_latex`` write the numbers only.
 
         Notes
         -----
@@ -291,5 +297,7 @@ class MLEResult(FitRecord):
         with warnings.catch_warnings():  # the head already says NOT converged
             warnings.simplefilter("ignore", ConvergenceWarning)
             table = self.summary()
-        with pd.option_context("display.width", 120, "display.max_rows", 200):
-            return head + table.to_string(float_format=lambda v: f"{v:.6g}")
+        flags = [line + "\n" for line in table.status if not line.startswith("NOT CONVERGED")]
+        with pd.option_context("display.width", 120, "display.max_rows", 200):  # the head says NOT converged
+            body = pd.DataFrame.to_string(table, float_format=lambda v: f"{v:.6g}")
+        return head + "".join(flags) + body

@@ -16,7 +16,8 @@ sample_stats
     log-density of the flat-prior target on the unconstrained scale) and
     ``log_q`` (the normal approximation's log-density; asymptotic draws only).
 log_likelihood
-    :math:`\log p(y_i \mid \theta_s)` per observation and observed site.
+    :math:`\log p(y_i \mid \theta_s)` per observation and observed site (masked
+    observations left out: see :func:`to_datatree`).
 posterior_predictive
     :math:`y^{rep}_s \sim p(y \mid \theta_s)` per observed site.
 observed_data, constant_data
@@ -55,21 +56,29 @@ def _arg_name(label: str, i: int) -> str:
 
 
 class _Observed:
-    """How one observed site appears in the tree: its name, dims and kept entries."""
+    """How one observed site appears in the tree: its name, dims and kept entries.
+
+    The tree names the site by the user's name (``label``: ``y`` for the ``y_observed``
+    site NumPyro makes for ``obs_mask``); ``name`` is the trace's name, under which the
+    draws are stored. A masked site keeps only its observed entries, along one dim
+    ``<label>_obs`` whose coordinates are their flat positions in the site's batch shape
+    (the row numbers of a plate); ``full_dims`` are the plate dims of the whole site.
+    """
 
     def __init__(self, site):
-        name = self.name = site.name
+        self.name = site.name
+        label = self.label = site.label
         self.batch_ndim = len(site.batch_shape)
-        self.event_dims = [f"{name}_event_{i}" for i in range(site.event_dim)]
-        plates = site.dims
+        self.event_dims = [f"{label}_event_{i}" for i in range(site.event_dim)]
+        self.full_dims = _dims(label, site.dims[: self.batch_ndim]) + self.event_dims
         self.mask = site.mask
         if self.mask is None or self.mask.all():
             self.mask = None
-            self.dims = _dims(name, plates[: self.batch_ndim]) + self.event_dims
+            self.dims = self.full_dims
             self.batch_dims = self.dims[: self.batch_ndim]
             self.coords = {}
         else:  # masked: keep only the observed entries, along one dim indexed by position
-            dim = f"{name}_obs"
+            dim = f"{label}_obs"
             self.dims = [dim] + self.event_dims
             self.batch_dims = [dim]
             self.coords = {dim: np.flatnonzero(self.mask.ravel())}
@@ -113,6 +122,32 @@ def marginal(problem) -> bool:
 def _sample_axes(x: np.ndarray) -> np.ndarray:
     """(S, ...) -> (1, S, ...): one chain."""
     return np.asarray(x)[None, ...]
+
+
+def _with_constant_data(dt, constant: dict, obs: dict):
+    """``dt`` with the model's array arguments as ``constant_data`` (after ``observed_data``).
+
+    Built on its own: a data argument named like its observed site (``y``) holds every
+    entry, masked ones included, so it takes the site's plate dims (``n``), never the
+    kept-entry dim (``y_obs``) of the observed groups; other arguments get ArviZ's default
+    dims.
+    """
+    import xarray as xr
+    from arviz_base import dict_to_dataset
+
+    dims = {
+        k: o.full_dims for k, o in obs.items() if k in constant and np.ndim(constant[k]) == len(o.full_dims)
+    }
+    ds = dict_to_dataset(constant, dims=dims or None, sample_dims=[])
+    groups = {}
+    for g, node in dt.children.items():
+        groups[g] = node.to_dataset()
+        if g == "observed_data":
+            groups["constant_data"] = ds
+    groups.setdefault("constant_data", ds)
+    out = xr.DataTree.from_dict(groups, name=dt.name)
+    out.attrs.update(dt.attrs)
+    return out
 
 
 def _mle_groups(rec, dims: dict) -> dict:
@@ -199,13 +234,16 @@ def build_datatree(
 
     dims = {name: _dims(name, d) for name, d in rec.problem.sites.dims}
     coord_labels = dict(problem.layout.coords)
-    obs = {n: _Observed(sites.observed_site(n)) for n in observed}
+    obs = {}  # the user's site name -> how it appears in the tree
+    for n in observed:
+        o = _Observed(sites.observed_site(n))
+        obs[o.label] = o
     coords: dict = {}
     for name, labels in coord_labels.items():  # named coordinates (coords=) of vector sites
         if name in dims and len(dims[name]) == 1:
             coords[dims[name][0]] = list(labels)
-    for o in obs.values():
-        dims[o.name] = o.dims
+    for label, o in obs.items():
+        dims[label] = o.dims
         coords.update(o.coords)
 
     data: dict = {
@@ -217,16 +255,22 @@ def build_datatree(
         stats["log_q"] = _sample_axes(log_q)
     data["sample_stats"] = stats
     if log_likelihood:
-        data["log_likelihood"] = {n: _sample_axes(o.select(draws.loglik[n], 1)) for n, o in obs.items()}
+        data["log_likelihood"] = {
+            label: _sample_axes(o.select(draws.loglik[o.name], 1)) for label, o in obs.items()
+        }
     if posterior_predictive:
         reps = draws.replicates
         if not uncertainty and s > 1:  # plug-in: S replicates at the estimate
             reps = evaluate_draws(
                 problem, leaves, np.broadcast_to(z, (s, z.shape[1])), k_pp, observed=observed
             ).replicates
-        data["posterior_predictive"] = {n: _sample_axes(o.select(reps[n], 1)) for n, o in obs.items()}
-    data["observed_data"] = {n: o.select(sites.observed_site(n).value, 0) for n, o in obs.items()}
-    data["constant_data"] = {_arg_name(lab, i): np.asarray(x) for i, (lab, x) in enumerate(problem.arrays())}
+        data["posterior_predictive"] = {
+            label: _sample_axes(o.select(reps[o.name], 1)) for label, o in obs.items()
+        }
+    data["observed_data"] = {
+        label: o.select(sites.observed_site(o.name).value, 0) for label, o in obs.items()
+    }
+    constant = {_arg_name(lab, i): np.asarray(x) for i, (lab, x) in enumerate(problem.arrays())}
     if predictions is not None:
         data["predictions"] = {k: _sample_axes(np.asarray(v)) for k, v in predictions.items()}
     if predictions_constant_data is not None:
@@ -239,6 +283,7 @@ def build_datatree(
 
     attrs = _attrs(rec, uncertainty, s)
     dt = from_dict(data, dims=dims, coords=coords or None, pred_dims=pred_dims or None)
+    dt = _with_constant_data(dt, constant, obs)
     dt.attrs.update(attrs)
     for g in ("posterior", "sample_stats", "log_likelihood", "posterior_predictive"):
         if g in dt.children:
@@ -307,9 +352,19 @@ def to_datatree(
     -----
     Draws: :math:`z_s = \hat z + L\varepsilon_s`, :math:`L L^\top = \Sigma_z`,
     :math:`\theta_s = \theta(z_s)`. ``log_likelihood`` holds
-    :math:`\log p(y_i \mid \theta_s)` (times the site's scale; an observation
-    masked by ``obs_mask`` or ``handlers.mask`` is left out, its dim becomes
-    ``<site>_obs`` with the kept flat positions as coords).
+    :math:`\log p(y_i \mid \theta_s)` (times the site's scale).
+
+    Observed sites carry the model's names: a site with ``obs_mask``, which NumPyro
+    traces as ``<site>_observed``, is ``<site>`` in ``log_likelihood``,
+    ``posterior_predictive`` and ``observed_data``. Masked observations
+    (``obs_mask``, ``handlers.mask``) are **left out**, the same way in all three
+    groups: the site has one dim ``<site>_obs`` over its observed entries only,
+    whose coordinates are their flat positions in the site's batch shape (the
+    original row numbers of a plate: with rows 0–4 masked out of 40, ``y_obs`` runs
+    5, …, 39). So ``log_likelihood`` sums to ``res.loglik`` and ``az.loo`` counts
+    only observed data (ArviZ's LOO does not skip NaN: padding the masked
+    entries with NaN would make every LOO estimate NaN). ``constant_data`` keeps the
+    model's arguments whole, masked entries included, on the plate dims.
     ``sample_stats.lp`` is :math:`\log L(\theta(z_s)) + \log|J(z_s)|` and
     ``sample_stats.log_q`` is :math:`\log N(z_s; \hat z, \Sigma_z)`: the
     inputs of ``az.loo_approximate_posterior``, which corrects PSIS-LOO for

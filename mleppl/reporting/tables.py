@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
@@ -12,7 +14,72 @@ from ..core.x64 import float64
 from ..uncertainty.bootstrap import bootstrap_conf_int
 from ..uncertainty.profile import profile_conf_int
 
-__all__ = ["summary_table", "conf_int", "CONF_INT_METHODS"]
+__all__ = ["SummaryTable", "summary_table", "status_lines", "conf_int", "CONF_INT_METHODS"]
+
+
+def status_lines(attrs: dict) -> list[str]:
+    """The marks a summary table carries above its rows: why the fit is not to be trusted.
+
+    ``NOT CONVERGED: <message>`` for a fit that did not converge, ``FLAGGED: <kind>
+    (<sites>), ...; see res.issues`` for one with issues found by the after-fit diagnosis
+    (separation, boundary, unbounded, ridge); nothing for a converged fit without issues.
+    """
+    lines = []
+    if attrs.get("converged") is False:
+        lines.append(f"NOT CONVERGED: {attrs.get('message') or 'no reason given'}")
+    issues = attrs.get("issues") or ()
+    if issues:
+        lines.append(f"FLAGGED: {', '.join(issues)}; see res.issues")
+    return lines
+
+
+class SummaryTable(pd.DataFrame):
+    """The summary of a fit: a ``pandas.DataFrame`` whose printed forms carry the fit's status.
+
+    ``repr``, ``print``, ``to_string`` and the notebook's HTML put the lines of
+    :func:`status_lines` (``NOT CONVERGED: …``, ``FLAGGED: …``) above the table, every time
+    it is shown, as statsmodels prints ``converged: False``; a converged fit without issues
+    prints as a plain DataFrame. The status lives in ``attrs`` (``converged``, ``message``,
+    ``note``, ``issues``), which pandas carries through ``.loc``, ``round`` and other frames
+    derived from the table; ``to_csv``, ``to_latex`` and ``to_numpy`` write the numbers only.
+    """
+
+    _metadata: list[str] = []  # the status is in ``attrs``: no extra attributes to carry
+
+    @property
+    def _constructor(self):
+        return SummaryTable
+
+    @property
+    def status(self) -> list[str]:
+        """The status lines shown above the table (empty for a converged fit without issues)."""
+        return status_lines(self.attrs)
+
+    def to_string(self, buf=None, **options):
+        """``DataFrame.to_string`` (same options) with the status lines above the table."""
+        encoding = options.pop("encoding", None)
+        text = super().to_string(**options)
+        lines = self.status
+        if lines:
+            text = "\n".join(lines) + "\n" + text
+        if buf is None:
+            return text
+        if isinstance(buf, (str, os.PathLike)):
+            with open(buf, "w", encoding=encoding or "utf-8") as f:
+                f.write(text)
+        else:
+            buf.write(text)
+        return None
+
+    def _repr_html_(self):
+        html = super()._repr_html_()
+        lines = self.status
+        if html is None or not lines:
+            return html
+        import html as _html
+
+        head = "".join(f"<p><strong>{_html.escape(line)}</strong></p>" for line in lines)
+        return head + html
 
 
 def _wald(est: np.ndarray, se: np.ndarray, level: float):
@@ -42,10 +109,16 @@ def summary_table(rec, *, level: float = 0.95, include_deterministic: bool = Fal
     lo, hi = _wald(est, se, level)
     k = len(rec.param_names)
     lo[:k], hi[:k] = _wald_auto(rec, level)
-    return pd.DataFrame(
+    table = SummaryTable(
         {"estimate": est, "se": se, "z": z, "p_value": p, "ci_lower": lo, "ci_upper": hi},
         index=pd.Index(names, name="parameter"),
     )
+    table.attrs["converged"] = bool(rec.converged)
+    table.attrs["message"] = str(rec.message)
+    table.attrs["issues"] = tuple(
+        f"{i.kind} ({', '.join(i.sites)})" if i.sites else i.kind for i in rec.issues
+    )
+    return table
 
 
 CONF_INT_METHODS = ("wald", "profile", "bootstrap")
