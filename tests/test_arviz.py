@@ -213,13 +213,13 @@ def test_masked_observations_are_left_out(rng):
     res = fit_mle(masked, y=y, keep=keep)
     assert float(res.params["mu"]) == pytest.approx(y[keep].mean(), rel=1e-10)
     dt = res.to_datatree(num_samples=300)
-    ll = dt.log_likelihood["y_observed"]
-    assert ll.dims == ("chain", "draw", "y_observed_obs")
-    np.testing.assert_array_equal(ll["y_observed_obs"].values, np.flatnonzero(keep))
-    np.testing.assert_allclose(dt.observed_data["y_observed"].values, y[keep], rtol=EXACT)
-    assert dt.posterior_predictive["y_observed"].shape == (1, 300, 27)
+    ll = dt.log_likelihood["y"]
+    assert ll.dims == ("chain", "draw", "y_obs")
+    np.testing.assert_array_equal(ll["y_obs"].values, np.flatnonzero(keep))
+    np.testing.assert_allclose(dt.observed_data["y"].values, y[keep], rtol=EXACT)
+    assert dt.posterior_predictive["y"].shape == (1, 300, 27)
     point = res.to_datatree(uncertainty=False, num_samples=1)
-    assert float(point.log_likelihood["y_observed"].sum()) == pytest.approx(res.loglik, rel=EXACT)
+    assert float(point.log_likelihood["y"].sum()) == pytest.approx(res.loglik, rel=EXACT)
     assert loo(dt).n_data_points == 27
 
 

@@ -61,7 +61,17 @@ def start(problem, init: dict, rng_key, attempt: int) -> jax.Array:
         fixed.update(init)
         return jnp.asarray(layout.with_blocks(jitter, fixed))
     args, kwargs = problem.rebuild(problem.data)
-    tr = npa.initial_values(problem.require_model(), args, kwargs, rng_key, attempt - 1)
+    try:
+        tr = npa.initial_values(problem.require_model(), args, kwargs, rng_key, attempt - 1)
+    except Exception:  # noqa: BLE001 - the model rejects its own draw (e.g. a Gamma rate < 0)
+        # a uniform draw in (-2, 2) on the unconstrained scale, made without the model: the fit
+        # program then judges it (a non-finite log-likelihood there is the next attempt)
+        u = jax.random.uniform(
+            jax.random.fold_in(rng_key, 10_000 + attempt), (layout.size,), minval=-2, maxval=2
+        )
+        fixed = dict(problem.sites.param_values)
+        fixed.update(init)
+        return jnp.asarray(layout.with_blocks(np.asarray(u, dtype=np.float64), fixed))
     values = npa.free_values(tr, [s.name for s in problem.sites.free])
     values.update(init)
     return layout.unconstrain(values)

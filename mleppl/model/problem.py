@@ -222,6 +222,7 @@ def bind(
             f"with data; got only latent or param sites {latent} (was the data argument, "
             "e.g. y=..., left out or None?)"
         )
+    discrete = {d[0] for d in sites.discrete}
     for name in sites.observed:
         if npa.observed_kind(tr, name) == "factor":  # a numpyro.factor term holds no data
             continue
@@ -236,6 +237,23 @@ def bind(
                 "(drop those observations or mask them with obs_mask=)"
             )
         outside = npa.observed_outside_support(tr, name)
+        depends = (
+            _support_dependence(model, inputs, tr, name) if outside or _interval_support(tr, name) else []
+        )
+        continuous = [d for d in depends if d not in discrete]
+        if continuous:
+            fn = npa.base_distribution(tr[name]["fn"])
+            raise ValueError(
+                f"observed site '{shown}': expected a support that does not depend on the "
+                f"parameters, got {type(fn).__name__} whose support depends on {continuous}. Its "
+                "likelihood drops to zero where a parameter crosses a data value, so the maximum "
+                "lies on that edge (for Uniform(0, θ) the MLE is θ̂ = max(y)), where the "
+                "likelihood is not differentiable and neither Newton's method nor Wald or "
+                "likelihood-ratio theory applies; such a boundary MLE has a closed form (order "
+                "statistics): compute it directly, or write a smooth model"
+            )
+        if depends:
+            outside = None  # the support moves with a discrete latent that is summed out
         if outside:
             raise ValueError(
                 f"observed site '{shown}': expected data inside the support of its distribution, {outside}"
@@ -331,18 +349,66 @@ def _trace_with_data(model, args, kwargs, rng_key, init) -> tuple[Inputs, dict]:
         raise
     except Exception as e:
         if not pandas:
+            if inputs.leaves:  # out-of-range indices are the likelier cause (jnp.take fills NaN)
+                _, uses = npa.abstract_probe(model, inputs.spec.rebuild, inputs.leaves, {}, rng_key)
+                check_indices(inputs.labels, inputs.leaves, uses)
             raise _trace_error(e, inputs) from e
         # the model may index its DataFrame by column (df["age"]): it gets the DataFrame itself;
         # if that fails too, its own error (on the arguments as passed) is the one to report
         return _constants_trace(model, args, kwargs, rng_key, init, f"{type(e).__name__}: {e}")
     if inputs.leaves:
-        reason = cache.get_or_build(
-            (model, inputs.key, "abstract-data-failure"),
-            lambda: npa.abstract_data_failure(model, inputs.spec.rebuild, inputs.leaves, tr, rng_key),
+        reason, uses = cache.get_or_build(
+            (model, inputs.key, "abstract-probe"),
+            lambda: npa.abstract_probe(model, inputs.spec.rebuild, inputs.leaves, tr, rng_key),
         )
         if reason:
             return _constants_trace(model, args, kwargs, rng_key, init, reason)
+        check_indices(inputs.labels, inputs.leaves, uses)
     return inputs, tr
+
+
+def _interval_support(tr: dict, name: str) -> bool:
+    """An interval support with array bounds (which may move with the parameters)."""
+    sup = tr[name]["fn"].support
+    sup = getattr(sup, "base_constraint", sup)
+    return any(
+        getattr(sup, a, None) is not None and not isinstance(getattr(sup, a), (int, float))
+        for a in ("lower_bound", "upper_bound")
+    )
+
+
+def _support_dependence(model, inputs: Inputs, tr: dict, name: str) -> list[str]:
+    args, kwargs = inputs.spec.rebuild(inputs.leaves)
+    return npa.support_dependence(model, args, kwargs, tr, name)
+
+
+def check_indices(labels, leaves, uses) -> None:
+    """Data used as indices (``u[g]``) must lie in ``0 … size − 1`` of the axis they index.
+
+    JAX clamps an out-of-range gather to the last entry (``jnp.take`` fills it with NaN)
+    without an error, so 1-based group codes, a plate smaller than the largest code, or
+    pandas' missing-category code −1 would otherwise fit a different model silently.
+    """
+    for i, size in uses:
+        a = np.asarray(leaves[i])
+        if a.size == 0 or a.dtype.kind not in "iu":
+            continue
+        lo, hi = int(a.min()), int(a.max())
+        if lo >= 0 and hi < size:
+            continue
+        hint = (
+            f"codes look 1-based: pass {labels[i].strip(chr(39))} - 1"
+            if lo >= 1 and hi == size
+            else "negative codes (pandas gives −1 to a missing category) must be dropped or recoded"
+            if lo < 0
+            else f"the model indexes an axis of only {size} entries (a plate or vector site too small "
+            f"for {hi + 1} groups?)"
+        )
+        raise ValueError(
+            f"argument {labels[i]}: expected index values in 0..{size - 1} (it indexes an axis of "
+            f"size {size} in the model), got values from {lo} to {hi}; {hint}. Out-of-range indices "
+            "are clamped silently by JAX, so the fit would not be the model you wrote"
+        )
 
 
 def _constants_trace(model, args, kwargs, rng_key, init, reason: str) -> tuple[Inputs, dict]:

@@ -27,6 +27,7 @@ from .kernels import exact_log_density
 from .masks import row_masked
 from .nuts import run_nuts
 from .observed import (
+    base_distribution,
     display_name,
     loglik_terms,
     observed_kind,
@@ -57,10 +58,12 @@ from .svi import svi_program
 from .trace import (
     ParamValueError,
     abstract_data_failure,
+    abstract_probe,
     abstract_sites,
     initial_values,
     log_density,
     observed_names,
+    support_dependence,
     trace_model,
     trace_with_values,
 )
@@ -82,6 +85,7 @@ __all__ = [
     "display_name",
     "loglik_terms",
     "observed_kind",
+    "base_distribution",
     "observed_nonfinite",
     "observed_outside_support",
     "observed_shape_problem",
@@ -104,6 +108,8 @@ __all__ = [
     # trace
     "ParamValueError",
     "abstract_data_failure",
+    "abstract_probe",
+    "support_dependence",
     "abstract_sites",
     "initial_values",
     "log_density",

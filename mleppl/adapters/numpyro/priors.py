@@ -7,11 +7,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import jax
+import numpy as np
 from numpyro.distributions import ImproperUniform
 from numpyro.primitives import Messenger
 
 from .kernels import exact_log_density
 from .sites import ModelSites
+
+
+def observed_array(value):
+    """Observed data as an array: a pandas Series or DataFrame given as ``obs=`` (a model
+    whose data are held as constants keeps them pandas) becomes its float/int NumPy values,
+    since NumPyro's log-densities do arithmetic on the value with traced parameters."""
+    if hasattr(value, "to_numpy") and hasattr(value, "index") and not isinstance(value, jax.Array):
+        return np.asarray(value.to_numpy())
+    return value
+
+
+class ObservedArrays(Messenger):
+    """Observed values given as pandas objects are read as arrays (see :func:`observed_array`)."""
+
+    def process_message(self, msg):
+        if msg["type"] == "sample" and msg.get("is_observed"):
+            msg["value"] = observed_array(msg["value"])
 
 
 class _DropPriors(Messenger):
@@ -32,6 +51,7 @@ class _DropPriors(Messenger):
             return
         if msg["is_observed"]:
             msg["fn"] = exact_log_density(msg["fn"])
+            msg["value"] = observed_array(msg["value"])
             return
         name = msg["name"]
         if name in self.free or name in self.imputed:
