@@ -252,3 +252,47 @@ def test_data_dependent_support_still_checked():
         mleppl.fit_mle(binom, n, y=np.array([1, 2, 7, 3]))
     res = mleppl.fit_mle(binom, n, y=np.array([1, 2, 4, 3]))
     np.testing.assert_allclose(res.params["p"], 10 / 20, rtol=1e-10)
+
+
+# ---- item 5: fit_many members that never start, and standard errors entry by entry ---------
+
+
+def _poisson(X, y=None):
+    b = numpyro.sample("b", dist.Normal(0, 1).expand([X.shape[-1]]).to_event(1))
+    with numpyro.plate("n", X.shape[-2]):
+        numpyro.sample("y", dist.Poisson(jnp.exp(X @ b)), obs=y)
+
+
+def test_fit_many_unstarted_member_is_nan_and_se_match_single_fits():
+    rng = np.random.default_rng(2)
+    n = 60
+    X = np.stack([np.column_stack([np.ones(n), rng.normal(size=n), rng.normal(size=n)]) for _ in range(4)])
+    X[1, :, 2] = 2.0 * X[1, :, 1]  # member 1: collinear, only b[0] is estimable
+    Y = rng.poisson(np.exp(X[..., :2] @ np.array([0.5, 0.3]))).astype(float)
+    Y[2, 0] = np.nan  # member 2 cannot start
+    res, cats, msgs = _quiet(mleppl.fit_many, _poisson, X, y=Y, batched=("X", "y"))
+    assert res.status[2] == mleppl.Status.NONFINITE_START
+    assert (
+        np.all(np.isnan(res.params["b"][2])) and np.all(np.isnan(res.se["b"][2])) and np.isnan(res.loglik[2])
+    )
+    assert any("could not start" in m and "fit 2" in m for m in msgs)
+    for i in (0, 1, 3):
+        one, _, _ = _quiet(res.__getitem__, i)
+        np.testing.assert_array_equal(np.isnan(res.se["b"][i]), np.isnan(one.se["b"]))
+        np.testing.assert_allclose(res.se["b"][i], one.se["b"], rtol=1e-8)
+    assert np.isfinite(res.se["b"][1][0]) and np.all(np.isnan(res.se["b"][1][1:]))
+
+
+def test_simplex_with_an_empty_category_keeps_the_interior_standard_errors():
+    def cat(y=None):
+        p = numpyro.param("p", jnp.ones(3) / 3, constraint=dist.constraints.simplex)
+        with numpyro.plate("n", y.shape[0]):
+            numpyro.sample("y", dist.Categorical(p), obs=y)
+
+    y = np.array([0, 0, 1, 1, 1, 0, 1, 0, 1, 1])
+    res, cats, _ = _quiet(mleppl.fit_mle, cat, y=y)
+    assert mleppl.BoundaryWarning in cats
+    np.testing.assert_allclose(res.params["p"][:2], [0.4, 0.6], atol=1e-7)
+    # on the face p[2] = 0 the multinomial SE of p[0] (and of p[1] = 1 − p[0]) is sqrt(p(1−p)/n)
+    np.testing.assert_allclose(res.se["p"][:2], np.sqrt(0.4 * 0.6 / 10), rtol=1e-5)
+    assert np.isnan(res.se["p"][2])

@@ -225,3 +225,4 @@ class Issue(NamedTuple):
     sites: tuple[str, ...]
     direction: str  # the direction as a combination of parameter labels
     detail: str
+    coords: tuple[int, ...] = ()  # the unconstrained coordinates the direction moves

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import cache
-from ..core.records import InverseInformation, frozen_array, frozen_dict
+from ..core.records import InverseInformation, frozen_array, frozen_dict, mask_cov
 from ..core.sites import split_flat
 from ..core.status import Status, succeeded
 from ..core.warnings import (
@@ -81,8 +81,13 @@ def report(issues, converged: bool, message: str) -> tuple[bool, str]:
     """Warn once per diagnosed issue; separation and unbounded likelihoods are not convergence."""
     for issue in issues:
         text = f"{issue.kind}: {issue.detail}. Direction: {issue.direction}"
-        if issue.kind in ("separation", "boundary", "unbounded"):
+        if issue.kind in ("separation", "unbounded"):
             text += f"; standard errors of {list(issue.sites)} set to NaN"
+        elif issue.kind == "boundary":
+            text += (
+                f"; standard errors of the entries of {list(issue.sites)} on the boundary set to NaN "
+                "(those of the other entries are given the boundary, e.g. on the simplex's face)"
+            )
         if issue.kind in ("separation", "unbounded"):
             converged = False
         message = f"{text} [optimizer: {message}]"
@@ -90,10 +95,45 @@ def report(issues, converged: bool, message: str) -> tuple[bool, str]:
     return converged, message
 
 
-def _invalid_coords(problem, issues) -> np.ndarray:
-    """z coordinates of every site the diagnosis found running to infinity or to a boundary."""
-    bad_sites = {s for i in issues if i.kind != "ridge" for s in i.sites}
-    return np.array([site in bad_sites for site in problem.layout.coordinate_sites], dtype=bool)
+def _invalid_coords(problem, issues) -> tuple[np.ndarray, np.ndarray]:
+    """z coordinates the diagnosis found running to infinity or to a boundary: every
+    coordinate of a site that separates or is unbounded; for a boundary, the coordinates the
+    boundary direction moves (a simplex with one empty category: its one running coordinate),
+    also returned on their own (the second array)."""
+    sites = problem.layout.coordinate_sites
+    bad_sites = {s for i in issues if i.kind in ("separation", "unbounded") for s in i.sites}
+    whole = np.array([site in bad_sites for site in sites], dtype=bool)
+    edge = np.zeros(len(sites), dtype=bool)
+    for i in issues:
+        if i.kind == "boundary":
+            if i.coords:
+                edge[list(i.coords)] = True
+            else:
+                edge |= np.array([site in i.sites for site in sites], dtype=bool)
+    return whole | edge, edge & ~whole
+
+
+# An entry whose derivatives are this small relative to those of its site's other entries no
+# longer moves with its coordinates: it sits where its transform saturates, on the boundary.
+SATURATED = 1e-6
+
+
+def _at_boundary(jac: np.ndarray, edge: np.ndarray, layout) -> np.ndarray:
+    """Constrained entries that sit on the boundary found along the ``edge`` coordinates:
+    those that depend on nothing but them, and those saturated (a simplex entry at 0)."""
+    out = np.zeros(jac.shape[0], dtype=bool)
+    if not edge.any():
+        return out
+    a = np.abs(np.where(np.isfinite(jac), jac, np.inf))
+    for b in layout.blocks():
+        if not edge[b.z].any():
+            continue
+        rows = a[b.theta]
+        only_edge = np.sum(rows[:, ~edge], axis=1) == 0
+        scale = np.max(rows, axis=1)
+        saturated = scale <= SATURATED * np.max(scale, initial=0.0)
+        out[b.theta] = only_edge | saturated
+    return out
 
 
 def _deterministic(problem, det, jac_det, inv) -> tuple[dict, dict]:
@@ -142,9 +182,13 @@ def assemble(problem, method: str, opt, theta, jac, det, jac_det, optima=None, i
             stacklevel=_STACK - 1,
         )
     converged, message = report(issues, converged, message)
-    invalid = _invalid_coords(problem, issues)
+    invalid, edge = _invalid_coords(problem, issues)
     inv = restrict(inv, invalid)
-    cov = delta_cov(jac, inv)
+    # the other entries of a site on a boundary: covariance given the boundary coordinates
+    # (the face of the simplex), i.e. with those coordinates held where they are; the entries
+    # on the boundary itself have no Wald standard error
+    jac_face = np.where(edge[None, :], 0.0, np.asarray(jac, dtype=np.float64))
+    cov = mask_cov(delta_cov(jac_face, inv), _at_boundary(np.asarray(jac), edge, problem.layout))
     det_vals, det_se = _deterministic(problem, det, jac_det, inv)
     layout = problem.layout
     return dict(

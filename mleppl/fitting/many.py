@@ -30,8 +30,8 @@ from ..model.inputs import as_rng_key, split_inputs
 from ..model.problem import bind
 from ..result import MLEResult
 from ..solvers.batched import BOUNDARY_Z
-from ..solvers.linalg import EIG_RTOL, jacobi_scale
-from ..uncertainty.diagnose import SE_RATIO
+from ..uncertainty.diagnose import SE_RATIO, large_se
+from ..uncertainty.information import delta_se_many, invert_information_many
 from .assemble import assemble, find_issues
 from .program import POOL_BLOCK, bounded_mask, many_program, pool_lanes, pool_program, resolve_method
 from .starts import check_init, start
@@ -105,37 +105,20 @@ class BatchResult:
         return f"<BatchResult: {len(self)} fits, {int(self.converged.sum())} converged>"
 
 
-@jax.jit
-def _batched_se_program(hess, jac):
-    """Per fit: standard errors J H⁻¹ Jᵀ (Jacobi-scaled eigen-inverse, as
-    :func:`mleppl.uncertainty.information.invert_information`), unconstrained SEs, and
-    positive-definiteness; NaN where the information is singular. One vmapped program
-    instead of a Python loop over fits."""
-
-    def one(h, j):
-        h = 0.5 * (h + h.T)
-        dsc = jacobi_scale(h)
-        lam, v = jnp.linalg.eigh(h * dsc[:, None] * dsc[None, :])
-        lam_max = jnp.max(jnp.abs(lam), initial=0.0)
-        pd = jnp.all(lam > EIG_RTOL * lam_max) & (lam_max > 0) & jnp.all(jnp.isfinite(lam))
-        cov_z = dsc[:, None] * ((v / jnp.where(pd, lam, 1.0)) @ v.T) * dsc[None, :]
-        cov_z = jnp.where(pd, cov_z, jnp.nan)
-        se = jnp.sqrt(jnp.abs(jnp.diag(j @ cov_z @ j.T)))
-        return se, jnp.sqrt(jnp.abs(jnp.diag(cov_z))), pd
-
-    with jax.enable_x64(True):
-        return jax.vmap(one)(hess, jac)
-
-
 def _batched_se(hess, jac):
-    return tuple(np.asarray(a) for a in jax.device_get(_batched_se_program(hess, jac)))
+    """Per fit: delta-method standard errors, unconstrained standard errors, and positive-
+    definiteness, from the same inversion as ``fit_mle``'s
+    (:func:`~mleppl.uncertainty.information.invert_information_many`), so ``res.se`` and
+    ``res[i].se`` are NaN in the same entries."""
+    inv = invert_information_many(np.asarray(hess))
+    se_z = np.sqrt(np.abs(np.diagonal(inv.cov, axis1=1, axis2=2)))
+    return delta_se_many(np.asarray(jac), inv), se_z, inv.positive_definite
 
 
 def _suspect(z, se_z, pd_ok) -> np.ndarray:
     """Fits whose information is singular or whose unconstrained standard error is huge
-    relative to the estimate (the first stage of fit_mle's diagnosis)."""
-    z = np.asarray(z)
-    return ~pd_ok | np.any(~np.isfinite(se_z) | (se_z > SE_RATIO * np.maximum(1.0, np.abs(z))), axis=1)
+    relative to the estimate (the first stage of fit_mle's diagnosis, shared)."""
+    return ~np.asarray(pd_ok) | large_se(z, se_z)
 
 
 def _running_off_nan(layout, se_flat, z, se_z, status) -> np.ndarray:
@@ -420,6 +403,11 @@ def fit_many(
             print(file=sys.stderr)
     opt, theta, jac, det, jac_det = out
     status = np.asarray(opt.status)
+    # a fit that never started (its log-likelihood or gradient not finite at the start, e.g.
+    # NaN in its data) has no estimate: NaN, not the start values
+    unfit = status == Status.NONFINITE_START
+    theta = np.where(unfit[:, None], np.nan, np.asarray(theta))
+    loglik = np.where(unfit, np.nan, -np.asarray(opt.value))
     converged = np.asarray(succeeded(status), bool)
     # the cheap first stage of fit_mle's diagnosis: an estimate whose standard error is huge
     # relative to it is running to infinity or a boundary (a decrement that vanishes
@@ -428,7 +416,17 @@ def fit_many(
     converged = converged & ~flagged
     status = np.where(flagged, int(Status.DIVERGING), status)
     se_flat = _running_off_nan(problem.layout, se_flat, opt.z, se_z, status)
-    n_bad = int((~converged).sum())
+    se_flat = np.where(unfit[:, None], np.nan, se_flat)
+    n_unfit = int(unfit.sum())
+    if n_unfit:
+        warnings.warn(
+            f"{n_unfit} of {size} fits could not start: the log-likelihood or its gradient is not "
+            f"finite at the start (first: fit {int(np.flatnonzero(unfit)[0])}; res[i] says why, e.g. "
+            "NaN in that dataset); their estimates and standard errors are NaN",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    n_bad = int((~converged & ~unfit).sum())
     n_flag = int((status == Status.DIVERGING).sum())
     if n_bad:
         warnings.warn(
@@ -437,7 +435,7 @@ def fit_many(
             ConvergenceWarning,
             stacklevel=3,
         )
-    n_sing = int((~pd_ok & (status != Status.DIVERGING)).sum())  # those are reported above
+    n_sing = int((~pd_ok & (status != Status.DIVERGING) & ~unfit).sum())  # those are reported above
     if n_sing:
         warnings.warn(
             f"{n_sing} of {size} fits have an observed information that is not positive definite "
@@ -460,7 +458,7 @@ def fit_many(
     return BatchResult(
         params=frozen_dict(layout.split(theta, batch=1)),
         se=frozen_dict(layout.split(se_flat, batch=1)),
-        loglik=frozen_array(-np.asarray(opt.value)),
+        loglik=frozen_array(loglik),
         converged=frozen_array(converged),
         status=frozen_array(status.astype(int)),
         param_names=list(layout.param_names),

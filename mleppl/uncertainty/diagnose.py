@@ -25,7 +25,7 @@ import numpy as np
 
 from ..core.records import Issue
 
-__all__ = ["suspicious", "ray_directions", "ray_points", "classify_rays", "RAY_STEPS"]
+__all__ = ["suspicious", "large_se", "ray_directions", "ray_points", "classify_rays", "RAY_STEPS"]
 
 SE_RATIO = 1e3
 UNBOUNDED_NATS = 1.0
@@ -37,7 +37,15 @@ def suspicious(converged: bool, positive_definite: bool, z: np.ndarray, cov_z: n
     if not converged or not positive_definite:
         return True
     se = np.sqrt(np.abs(np.diag(cov_z)))
-    return bool(np.any(~np.isfinite(se)) or np.any(se > SE_RATIO * np.maximum(1.0, np.abs(z))))
+    return bool(large_se(np.asarray(z)[None], se[None])[0])
+
+
+def large_se(z: np.ndarray, se_z: np.ndarray) -> np.ndarray:
+    """Per fit (rows), an unconstrained standard error that is not finite or above
+    ``SE_RATIO`` times its estimate's size: the estimate may run to infinity or a boundary
+    (shared by ``fit_mle`` and ``fit_many``)."""
+    z, se_z = np.asarray(z), np.asarray(se_z)
+    return np.any(~np.isfinite(se_z) | (se_z > SE_RATIO * np.maximum(1.0, np.abs(z))), axis=1)
 
 
 def ray_directions(z, g, h, eigvecs, eigvals, dsc, cov_z) -> np.ndarray:
@@ -143,5 +151,5 @@ def classify_rays(
             continue
         key = (kind, sites)
         if key not in issues:
-            issues[key] = Issue(kind, sites, combo, detail)
+            issues[key] = Issue(kind, sites, combo, detail, tuple(involved))
     return list(issues.values())
