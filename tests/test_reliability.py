@@ -296,3 +296,75 @@ def test_simplex_with_an_empty_category_keeps_the_interior_standard_errors():
     # on the face p[2] = 0 the multinomial SE of p[0] (and of p[1] = 1 − p[0]) is sqrt(p(1−p)/n)
     np.testing.assert_allclose(res.se["p"][:2], np.sqrt(0.4 * 0.6 / 10), rtol=1e-5)
     assert np.isnan(res.se["p"][2])
+
+
+# ---- item 2: covariates in large units ------------------------------------------------------
+
+
+def _lm(X, y=None):
+    b0 = numpyro.sample("b0", dist.Normal(0, 10))
+    b = numpyro.sample("b", dist.Normal(0, 10).expand([X.shape[1]]).to_event(1))
+    s = numpyro.sample("s", dist.HalfNormal(5))
+    with numpyro.plate("n", X.shape[0]):
+        numpyro.sample("y", dist.Normal(b0 + X @ b, s), obs=y)
+
+
+@pytest.fixture(scope="module")
+def linear():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(100, 2))
+    return X, 1 + X @ np.array([0.5, -1.0]) + rng.normal(size=100)
+
+
+@pytest.mark.parametrize("units", [1e50, 1e150])
+def test_covariates_in_large_units_fit_as_in_unit_scale(linear, units):
+    """The default start's 1e-3 jitter put X·b at 1e147 and the fit never recovered; the
+    estimates are equivariant: b(X·c) = b(X)/c, with the same standard errors over c."""
+    X, y = linear
+    ref = mleppl.fit_mle(_lm, X, y=y)
+    res, cats, _ = _quiet(mleppl.fit_mle, _lm, X * units, y=y)
+    assert res.converged and not cats
+    np.testing.assert_allclose(res.params["b"] * units, ref.params["b"], rtol=1e-9)
+    np.testing.assert_allclose(res.se["b"] * units, ref.se["b"], rtol=1e-7)
+    np.testing.assert_allclose(res.loglik, ref.loglik, rtol=1e-12)
+
+
+def test_covariates_beyond_float64_get_one_message_naming_them(linear):
+    X, y = linear
+    res, cats, msgs = _quiet(mleppl.fit_mle, _lm, X * 1e300, y=y)
+    assert not res.converged
+    assert mleppl.IdentifiabilityWarning not in cats and mleppl.BoundaryWarning not in cats
+    assert any("argument(s) 'X' (values up to" in m and "rescale" in m for m in msgs)
+    with pytest.raises(ValueError, match=r"argument\(s\) 'y' \(values up to .*rescale"):
+        mleppl.fit_mle(_lm, X, y=y * 1e200)
+
+
+# ---- item 4: a diagnosis made where the optimizer stopped -----------------------------------
+
+
+def _eckerle(x, y=None):
+    b1 = numpyro.sample("b1", dist.Normal(0, 10))
+    b2 = numpyro.sample("b2", dist.Normal(0, 10))
+    b3 = numpyro.sample("b3", dist.Normal(0, 1000))
+    s = numpyro.sample("s", dist.HalfNormal(1))
+    with numpyro.plate("n", x.shape[0]):
+        numpyro.sample("y", dist.Normal(b1 / b2 * jnp.exp(-0.5 * ((x - b3) / b2) ** 2), s), obs=y)
+
+
+@pytest.mark.parametrize("init", [{"b3": 600.0}, {"b1": 1.5, "b2": 5.0, "b3": 600.0}])
+def test_a_plateau_is_reported_as_where_the_optimizer_stopped(init):
+    import json
+    from pathlib import Path
+
+    e = json.loads((Path(__file__).parent / "data" / "nist_strd" / "nist_strd.json").read_text())["problems"][
+        "Eckerle4"
+    ]
+    x, y = np.asarray(e["data"]["x"]), np.asarray(e["data"]["y"])
+    res, cats, msgs = _quiet(mleppl.fit_mle, _eckerle, x, y=y, init=init)
+    assert not res.converged
+    assert mleppl.IdentifiabilityWarning not in cats and mleppl.BoundaryWarning not in cats
+    assert any(m.startswith("plateau: the optimizer stopped") and "b1" in m for m in msgs)
+    assert [i.kind for i in res.issues] == ["plateau"]
+    # from the published start the same model reaches the certified optimum
+    good = mleppl.fit_mle(_eckerle, x, y=y, init=dict(zip(["b1", "b2", "b3"], e["start2"])))
+    np.testing.assert_allclose([good.params[k] for k in ("b1", "b2", "b3")], e["certified"], rtol=1e-7)

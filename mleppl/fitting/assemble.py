@@ -36,6 +36,7 @@ _ISSUE_WARNINGS = {
     "boundary": BoundaryWarning,
     "unbounded": BoundaryWarning,
     "ridge": IdentifiabilityWarning,
+    "plateau": ConvergenceWarning,
 }
 _STACK = 5  # warnings point at the user's call of fit_mle
 
@@ -67,7 +68,7 @@ def diagnose(problem, opt, inv: InverseInformation) -> list:
     pts = diag.ray_points(z, dirs)
     values = np.asarray(batch_negloglik(problem)(jnp.asarray(pts), problem.data))
     layout = problem.layout
-    return diag.classify_rays(
+    issues = diag.classify_rays(
         float(opt.value),
         values,
         dirs,
@@ -75,6 +76,13 @@ def diagnose(problem, opt, inv: InverseInformation) -> list:
         layout.coordinate_sites,
         {s.name for s in layout.sites if s.bounded},
     )
+    inert = diag.inert_coordinates(z, g, h)
+    if succeeded(int(opt.status)) or not inert.any():
+        return issues
+    # stopped on a plateau: what the rays saw along the inert coordinates is about the
+    # stopping point, not the model (a ridge or an "unbounded" gain there is not a finding)
+    kept = [i for i in issues if not (i.coords and set(i.coords) <= set(np.flatnonzero(inert)))]
+    return [diag.plateau_issue(inert, layout.z_labels(), layout.coordinate_sites), *kept]
 
 
 def report(issues, converged: bool, message: str) -> tuple[bool, str]:
@@ -88,7 +96,7 @@ def report(issues, converged: bool, message: str) -> tuple[bool, str]:
                 f"; standard errors of the entries of {list(issue.sites)} on the boundary set to NaN "
                 "(those of the other entries are given the boundary, e.g. on the simplex's face)"
             )
-        if issue.kind in ("separation", "unbounded"):
+        if issue.kind in ("separation", "unbounded", "plateau"):
             converged = False
         message = f"{text} [optimizer: {message}]"
         warnings.warn(text, _ISSUE_WARNINGS[issue.kind], stacklevel=_STACK)

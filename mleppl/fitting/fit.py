@@ -28,7 +28,7 @@ from ..uncertainty.information import invert_information
 from .assemble import assemble, find_issues
 from .buckets import padded
 from .program import METHODS, fit_program, resolve_method
-from .starts import MAX_INIT_ATTEMPTS, check_init, no_start_error, optima_table, start
+from .starts import MAX_INIT_ATTEMPTS, check_init, no_start_error, optima_table, scale_note, start
 from .svi import check_supported, check_svi_options, fit_svi, svi_note
 
 __all__ = ["fit_mle", "METHODS"]
@@ -209,7 +209,10 @@ def fit_mle(
         issues = find_issues(problem, out[0])
         if n_starts == 1 and (issues or not succeeded(int(out[0].status))):
             out, issues = _verify(problem, init, key, meth, steps, float(tol), scale, out, issues)
-        return MLEResult(**assemble(problem, meth, *out, optima=optima, issues=issues))
+        note = scale_note(problem) if not succeeded(int(out[0].status)) else ""
+        if note:  # one honest message: what the rays would say about overflowing numbers is noise
+            issues = []
+        return MLEResult(**assemble(problem, meth, *out, optima=optima, issues=issues, note=note))
 
 
 def _svi(problem, init, key, opts, tol, n_starts, max_steps) -> MLEResult:
@@ -377,11 +380,28 @@ def _single_start(problem, init, key, meth, steps, tol, scale, quick: bool = Fal
             if int(out[0].status) == Status.CONVERGED:
                 return out
         out = prog(fitp.data, z0, scale)
+        if attempt == 0 and not succeeded(int(out[0].status)) and not full_init:
+            out = _unjittered(problem, init, prog, fitp, scale, out)
         if int(out[0].status) != Status.NONFINITE_START:
             return out
         if attempt == 0 and full_init:
             raise ValueError("init: the log-likelihood or its gradient is not finite at the given start")
     raise no_start_error(problem)
+
+
+def _unjittered(problem, init, prog, fitp, scale, out):
+    """The default start without its jitter, tried where the jittered one fails: a jitter of
+    1e-3 is far in the units of covariates of size 1e50 (X·b ≈ 1e47 at the start, and the
+    trust region never recovered), while the exact origin fits them. The better end is kept."""
+    z0 = start(problem, init, None, 0, jitter=False)
+    again = prog(fitp.data, z0, scale)
+    st, st0 = int(again[0].status), int(out[0].status)
+    if succeeded(st) or (
+        st != Status.NONFINITE_START
+        and (st0 == Status.NONFINITE_START or float(again[0].value) < float(out[0].value))
+    ):
+        return again
+    return out
 
 
 def _multi_start(problem, init, key, meth, steps, tol, scale, n_starts):

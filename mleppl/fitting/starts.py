@@ -10,9 +10,9 @@ import pandas as pd
 from ..adapters import numpyro as npa
 from ..core.records import InverseInformation
 from ..core.status import succeeded
-from ..model.problem import nonfinite_args
+from ..model.problem import badly_scaled_args, nonfinite_args
 
-__all__ = ["check_init", "start", "no_start_error", "optima_table", "MAX_INIT_ATTEMPTS"]
+__all__ = ["check_init", "start", "no_start_error", "scale_note", "optima_table", "MAX_INIT_ATTEMPTS"]
 
 MAX_INIT_ATTEMPTS = 20
 
@@ -42,7 +42,7 @@ def check_init(init: dict, problem) -> dict:
     return out
 
 
-def start(problem, init: dict, rng_key, attempt: int) -> jax.Array:
+def start(problem, init: dict, rng_key, attempt: int, *, jitter: bool = True) -> jax.Array:
     """The flat unconstrained start of attempt ``attempt``.
 
     Attempt 0: ``init`` where given, else near the origin of the unconstrained
@@ -56,10 +56,10 @@ def start(problem, init: dict, rng_key, attempt: int) -> jax.Array:
     """
     layout = problem.layout
     if attempt == 0:
-        jitter = 1e-3 * np.cos(2.399963 * np.arange(1, layout.size + 1))
+        shift = 1e-3 * np.cos(2.399963 * np.arange(1, layout.size + 1)) * float(jitter)
         fixed = dict(problem.sites.param_values)
         fixed.update(init)
-        return jnp.asarray(layout.with_blocks(jitter, fixed))
+        return jnp.asarray(layout.with_blocks(shift, fixed))
     args, kwargs = problem.rebuild(problem.data)
     try:
         tr = npa.initial_values(problem.require_model(), args, kwargs, rng_key, attempt - 1)
@@ -85,9 +85,26 @@ def no_start_error(problem) -> ValueError:
             "the log-likelihood is not finite: expected finite covariates, got non-finite "
             f"values in argument(s) {', '.join(bad)} (drop or impute those rows)"
         )
+    scaled = scale_note(problem)
+    if scaled:
+        return ValueError(f"no start found where the log-likelihood and its gradient are finite: {scaled}")
     return ValueError(
         f"no start found where the log-likelihood and its gradient are finite in "
         f"{MAX_INIT_ATTEMPTS} attempts; pass init= with a valid start"
+    )
+
+
+def scale_note(problem) -> str:
+    """What to tell a user whose data are in units float64 cannot differentiate in ("" if none)."""
+    pairs = problem.arrays()
+    bad = badly_scaled_args([lab for lab, _ in pairs], [a for _, a in pairs])
+    if not bad:
+        return ""
+    return (
+        f"expected data in moderate units, got argument(s) {', '.join(bad)}: products of such "
+        "values in the likelihood and its derivatives overflow (or underflow) float64 (largest "
+        "1.8e308), so no start value can help; rescale those arguments (e.g. to unit standard "
+        "deviation) and the estimates back afterwards"
     )
 
 

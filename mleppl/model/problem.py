@@ -502,6 +502,28 @@ def nonfinite_args(labels, data) -> list[str]:
     return out
 
 
+# Data whose magnitude passes this (or, nonzero, falls below its inverse) overflow float64 in
+# the products a likelihood's derivatives form (x² ≈ 1e200 per term, summed over rows).
+LARGE_UNITS = 1e100
+
+
+def badly_scaled_args(labels, data) -> list[str]:
+    """Labels (with the magnitude) of floating array arguments in units so large or so small
+    that the derivatives of a likelihood built on them overflow or underflow in float64."""
+    out = []
+    for lab, x in zip(labels, data):
+        if not np.issubdtype(x.dtype, np.floating) or not x.size:
+            continue
+        a = np.abs(x[np.isfinite(x)])
+        big = float(a.max(initial=0.0))
+        tiny = float(a[a > 0].min(initial=np.inf))
+        if big > LARGE_UNITS:
+            out.append(f"{lab} (values up to {big:.3g})")
+        elif tiny < 1.0 / LARGE_UNITS:
+            out.append(f"{lab} (values down to {tiny:.3g})")
+    return out
+
+
 class NegLogLik(NamedTuple):
     """The objective of a model bound to its data, for use with any optimizer.
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..core.records import Issue
 
-__all__ = ["suspicious", "large_se", "ray_directions", "ray_points", "classify_rays", "RAY_STEPS"]
+__all__ = ["suspicious", "large_se", "inert_coordinates", "plateau_issue", "INERT_NATS", "ray_directions", "ray_points", "classify_rays", "RAY_STEPS"]
 
 SE_RATIO = 1e3
 UNBOUNDED_NATS = 1.0
@@ -46,6 +46,42 @@ def large_se(z: np.ndarray, se_z: np.ndarray) -> np.ndarray:
     (shared by ``fit_mle`` and ``fit_many``)."""
     z, se_z = np.asarray(z), np.asarray(se_z)
     return np.any(~np.isfinite(se_z) | (se_z > SE_RATIO * np.maximum(1.0, np.abs(z))), axis=1)
+
+
+# A coordinate whose gradient and curvature, over a step of its own size, move the
+# log-likelihood by less than this is inert: the likelihood does not depend on it there.
+INERT_NATS = 1e-8
+
+
+def inert_coordinates(z: np.ndarray, g: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """Coordinates on which the log-likelihood does not depend near ``z``: over a step of
+    size ``max(1, |z_j|)`` the first- and second-order change (its gradient and its whole
+    row of the Hessian) is below ``INERT_NATS``. A Gaussian peak moved off the data
+    (Eckerle4 from b₃ = 600: its height, width and centre all give exactly zero derivatives)
+    stops the optimizer on such a plateau; collinear or duplicated parameters are not inert
+    (each moves the likelihood, only a combination does not)."""
+    z, g, h = (np.asarray(a, dtype=np.float64) for a in (z, g, h))
+    if not (np.all(np.isfinite(g)) and np.all(np.isfinite(h))):
+        return np.zeros(z.shape[0], dtype=bool)
+    c = np.maximum(1.0, np.abs(z))
+    first = np.abs(g) * c
+    second = np.max(np.abs(h) * c[:, None] * c[None, :], axis=1)
+    return (first <= INERT_NATS) & (second <= INERT_NATS)
+
+
+def plateau_issue(inert: np.ndarray, z_labels: list[str], z_sites: list[str]) -> Issue:
+    """The issue for a fit that stopped where the likelihood ignores the ``inert`` coordinates."""
+    idx = np.flatnonzero(inert)
+    labels = [z_labels[i] for i in idx]
+    sites = tuple(dict.fromkeys(z_sites[i] for i in idx))
+    shown = ", ".join(labels[:6]) + (f" and {len(labels) - 6} more" if len(labels) > 6 else "")
+    detail = (
+        f"the optimizer stopped where the log-likelihood does not depend on {shown} (changing "
+        f"each by its own size moves it by less than {INERT_NATS:g}): a plateau, e.g. a curve "
+        "moved away from the data; this describes where the optimizer stopped, not an optimum "
+        "and not a property of the model; start nearer the data with init= or try n_starts="
+    )
+    return Issue("plateau", sites, shown, detail, tuple(int(i) for i in idx))
 
 
 def ray_directions(z, g, h, eigvecs, eigvals, dsc, cov_z) -> np.ndarray:
