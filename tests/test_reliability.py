@@ -368,3 +368,27 @@ def test_a_plateau_is_reported_as_where_the_optimizer_stopped(init):
     # from the published start the same model reaches the certified optimum
     good = mleppl.fit_mle(_eckerle, x, y=y, init=dict(zip(["b1", "b2", "b3"], e["start2"])))
     np.testing.assert_allclose([good.params[k] for k in ("b1", "b2", "b3")], e["certified"], rtol=1e-7)
+
+
+# ---- item 3: the default single start on a multimodal likelihood ---------------------------
+
+
+def test_default_start_on_a_bimodal_cauchy_is_not_silent():
+    y = np.array([-1.0, 8.0, 8.5, 9.0])
+
+    def cauchy(y=None):
+        mu = numpyro.sample("mu", dist.Normal(0, 10))
+        with numpyro.plate("n", 4):
+            numpyro.sample("y", dist.Cauchy(mu, 1.0), obs=y)
+
+    res, cats, msgs = _quiet(mleppl.fit_mle, cauchy, y=y)
+    ref = optimize.minimize_scalar(lambda m: -np.sum(stats.cauchy.logpdf(y, m)), bracket=(7, 8.5, 10))
+    assert mleppl.MultimodalityWarning in cats and any(
+        "local optimum (log-likelihood -18.0066)" in m for m in msgs
+    )
+    np.testing.assert_allclose(res.params["mu"], ref.x, atol=1e-6)
+    np.testing.assert_allclose(res.loglik, -ref.fun, rtol=1e-10)
+    # a start the user chose is kept as chosen (no probe), and n_starts stays the wide search
+    local, _, _ = _quiet(mleppl.fit_mle, cauchy, y=y, init={"mu": 0.0})
+    low = optimize.minimize_scalar(lambda m: -np.sum(stats.cauchy.logpdf(y, m)), bracket=(-2, -0.5, 1))
+    np.testing.assert_allclose(local.loglik, -low.fun, rtol=1e-10)

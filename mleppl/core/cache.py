@@ -21,7 +21,8 @@ import numpy as np
 
 __all__ = ["get_or_build", "get_or_build_fact", "clear", "info", "items", "jit", "named", "MAX_PROGRAMS"]
 
-MAX_PROGRAMS = 64
+# a session of ~20 models keeps each one's fit, probe, diagnosis and covariance programs
+MAX_PROGRAMS = 96
 
 _store: collections.OrderedDict[Hashable, Any] = collections.OrderedDict()
 _lock = threading.RLock()

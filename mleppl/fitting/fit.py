@@ -27,7 +27,7 @@ from ..solvers.minimize import OptResult
 from ..uncertainty.information import invert_information
 from .assemble import assemble, find_issues
 from .buckets import padded
-from .program import METHODS, fit_program, resolve_method
+from .program import METHODS, batch_negloglik, fit_program, resolve_method
 from .starts import MAX_INIT_ATTEMPTS, check_init, no_start_error, optima_table, scale_note, start
 from .svi import check_supported, check_svi_options, fit_svi, svi_note
 
@@ -206,6 +206,8 @@ def fit_mle(
             quick = method == "auto" and meth == "newton" and steps is None and problem.random is None
             out, optima = _single_start(problem, init, key, meth, steps, float(tol), scale, quick), None
         out = jax.device_get(out)
+        if n_starts == 1 and not init:
+            out = _probe(problem, out, meth, steps, float(tol), scale)
         issues = find_issues(problem, out[0])
         if n_starts == 1 and (issues or not succeeded(int(out[0].status))):
             out, issues = _verify(problem, init, key, meth, steps, float(tol), scale, out, issues)
@@ -387,6 +389,66 @@ def _single_start(problem, init, key, meth, steps, tol, scale, quick: bool = Fal
         if attempt == 0 and full_init:
             raise ValueError("init: the log-likelihood or its gradient is not finite at the given start")
     raise no_start_error(problem)
+
+
+# The default single start is checked for a higher likelihood elsewhere where that is cheap:
+# nobs · p at most PROBE_SIZE, no random effects (a Laplace objective per point is dear).
+PROBE_SIZE = 20_000
+# 1/4 … 8 of each coordinate's scale: further out, a likelihood is often evaluated in lost
+# precision (an N-mixture at λ = 1e20: its Poisson logits k·log λ − λ all round to −λ, and
+# the normalized weights are rounding noise) and a "higher" value there is an artifact
+PROBE_STEPS = 2.0 ** np.arange(-2, 4)
+
+
+def _probe(problem, out, meth, steps, tol, scale):
+    """After a default single-start fit of a small problem: is there a higher likelihood along
+    any coordinate axis, out to 8 times the coordinate's scale (its size, its standard error,
+    at least 1)? One batched evaluation of −log L at 2·p·6 points. If one is found (a Cauchy
+    location started at the origin stopped at the mode near the one low observation, 8.5
+    nats below the mode of the other three), the fit is restarted from the best such point and
+    the higher optimum returned, with a MultimodalityWarning; a log-concave likelihood never
+    triggers it. ``n_starts`` remains the thorough search (see the fitting guide)."""
+    opt = out[0]
+    p = problem.layout.size
+    if problem.random is not None or not p or problem.nobs * p > PROBE_SIZE or not succeeded(int(opt.status)):
+        return out
+    z = np.asarray(opt.z, dtype=np.float64)
+    inv = invert_information(np.asarray(opt.hess))
+    se = np.sqrt(np.abs(np.diag(inv.cov)))
+    c = np.maximum.reduce([np.ones(p), np.abs(z), np.where(np.isfinite(se), 3.0 * se, 0.0)])
+    eye = np.eye(p) * c[:, None]
+    pts = np.concatenate([z + sign * t * eye for sign in (1.0, -1.0) for t in PROBE_STEPS])
+    values = np.asarray(batch_negloglik(problem)(jnp.asarray(pts), problem.data))
+    f0 = float(opt.value)
+    slack = 1e-6 * (1.0 + abs(f0))
+    values = np.where(np.isfinite(values), values, np.inf)
+    best = int(np.argmin(values))
+    if not values[best] < f0 - slack:
+        return out
+    fitp = padded(problem)
+    again = jax.device_get(fit_program(fitp, meth, steps, tol)(fitp.data, jnp.asarray(pts[best]), scale))
+    found = (
+        succeeded(int(again[0].status))
+        and float(again[0].value) < f0 - slack
+        and not find_issues(problem, again[0])  # an optimum at infinity is not one to switch to
+    )
+    if found:
+        warnings.warn(
+            f"the default start reached a local optimum (log-likelihood {-f0:.6g}); a probe along "
+            f"the coordinate axes found a higher one ({-float(again[0].value):.6g}), which is "
+            "returned; other optima may exist: fit with n_starts= to search more widely",
+            MultimodalityWarning,
+            stacklevel=4,
+        )
+        return again
+    warnings.warn(
+        f"the optimum reached from the default start (log-likelihood {-f0:.6g}) may be local: "
+        f"the likelihood is higher at {-float(values[best]):.6g} along the coordinate axes, but "
+        "no optimum was reached from there; fit with n_starts= to search more widely",
+        MultimodalityWarning,
+        stacklevel=4,
+    )
+    return out
 
 
 def _unjittered(problem, init, prog, fitp, scale, out):
