@@ -392,3 +392,34 @@ def test_default_start_on_a_bimodal_cauchy_is_not_silent():
     local, _, _ = _quiet(mleppl.fit_mle, cauchy, y=y, init={"mu": 0.0})
     low = optimize.minimize_scalar(lambda m: -np.sum(stats.cauchy.logpdf(y, m)), bracket=(-2, -0.5, 1))
     np.testing.assert_allclose(local.loglik, -low.fun, rtol=1e-10)
+
+
+# ---- item 13: a NaN Hessian where the value and gradient are finite ------------------------
+
+
+def test_nan_hessian_is_named_and_the_fit_reaches_the_optimum():
+    rng = np.random.default_rng(6)
+    n = 1000
+    x = rng.normal(size=n)
+    y = np.where(rng.random(n) < 0.2, 0, rng.poisson(np.exp(0.5 + 0.5 * x))).astype(float)
+
+    def zip_(zero):
+        def model(x, y=None):
+            pi = numpyro.sample("pi", dist.Beta(1, 1))
+            b0 = numpyro.sample("b0", dist.Normal(0, 5))
+            b1 = numpyro.sample("b1", dist.Normal(0, 5))
+            with numpyro.plate("n", len(x)):
+                z = numpyro.sample("z", dist.Bernoulli(pi), infer={"enumerate": "parallel"})
+                numpyro.sample("y", dist.Poisson(jnp.where(z == 1, zero, jnp.exp(b0 + b1 * x))), obs=y)
+
+        return model
+
+    res, cats, msgs = _quiet(mleppl.fit_mle, zip_(0.0), x, y=y)
+    exact = mleppl.fit_mle(zip_(1e-300), x, y=y)  # the same likelihood, an exact Hessian
+    assert mleppl.PrecisionWarning in cats and mleppl.BoundaryWarning not in cats
+    assert any("observed site(s) ['y'] twice gives NaN" in m for m in msgs)
+    assert res.converged
+    np.testing.assert_allclose(res.loglik, exact.loglik, rtol=1e-12)
+    for k in ("pi", "b0", "b1"):
+        np.testing.assert_allclose(res.params[k], exact.params[k], rtol=1e-6)
+        np.testing.assert_allclose(res.se[k], exact.se[k], rtol=1e-5)

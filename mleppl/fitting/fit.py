@@ -27,6 +27,7 @@ from ..solvers.minimize import OptResult
 from ..uncertainty.information import invert_information
 from .assemble import assemble, find_issues
 from .buckets import padded
+from .nan_hessian import rescue
 from .program import METHODS, batch_negloglik, fit_program, resolve_method
 from .starts import MAX_INIT_ATTEMPTS, check_init, no_start_error, optima_table, scale_note, start
 from .svi import check_supported, check_svi_options, fit_svi, svi_note
@@ -206,6 +207,7 @@ def fit_mle(
             quick = method == "auto" and meth == "newton" and steps is None and problem.random is None
             out, optima = _single_start(problem, init, key, meth, steps, float(tol), scale, quick), None
         out = jax.device_get(out)
+        out = rescue(problem, out, init, key, steps, float(tol), scale)
         if n_starts == 1 and not init:
             out = _probe(problem, out, meth, steps, float(tol), scale)
         issues = find_issues(problem, out[0])
