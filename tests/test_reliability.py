@@ -423,3 +423,38 @@ def test_nan_hessian_is_named_and_the_fit_reaches_the_optimum():
     for k in ("pi", "b0", "b1"):
         np.testing.assert_allclose(res.params[k], exact.params[k], rtol=1e-6)
         np.testing.assert_allclose(res.se[k], exact.se[k], rtol=1e-5)
+
+
+# ---- item 11: a dense Laplace fit larger than memory is refused before it allocates --------
+
+
+def test_dense_path_refuses_a_fit_larger_than_memory(monkeypatch):
+    rng = np.random.default_rng(7)
+    n, A, B = 200, 10, 8
+    a, b = rng.integers(0, A, n), rng.integers(0, B, n)
+    y = (rng.random(n) < 0.5).astype(float)
+
+    def crossed(a, b, y=None):
+        mu = numpyro.sample("mu", dist.Normal(0, 5))
+        sa = numpyro.sample("sa", dist.HalfNormal(2))
+        sb = numpyro.sample("sb", dist.HalfNormal(2))
+        with numpyro.plate("A", A):
+            u = numpyro.sample("u", dist.Normal(0, sa))
+        with numpyro.plate("B", B):
+            w = numpyro.sample("w", dist.Normal(0, sb))
+        with numpyro.plate("n", n):
+            numpyro.sample("y", dist.Bernoulli(logits=mu + u[a] + w[b]), obs=y)
+
+    from mleppl.model.latent import dense_memory
+
+    need = dense_memory(A + B, n, 3)
+    monkeypatch.setenv("MLEPPL_MAX_MEMORY", str(need))  # 60 % of it is what may be used
+    with pytest.raises(
+        MemoryError,
+        match=r"random: the dense Laplace path for 18 random-effect coordinates .* over 200 observations .* needs about",
+    ):
+        mleppl.fit_mle(crossed, a, b, y=y, random=["u", "w"])
+    from mleppl.model.latent import check_dense_memory
+
+    monkeypatch.setenv("MLEPPL_MAX_MEMORY", str(2 * need))
+    check_dense_memory(A + B, n, 3)  # within the limit: no refusal
