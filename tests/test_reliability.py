@@ -363,7 +363,10 @@ def test_a_plateau_is_reported_as_where_the_optimizer_stopped(init):
     res, cats, msgs = _quiet(mleppl.fit_mle, _eckerle, x, y=y, init=init)
     assert not res.converged
     assert mleppl.IdentifiabilityWarning not in cats and mleppl.BoundaryWarning not in cats
-    assert any(m.startswith("plateau: the optimizer stopped") and "b1" in m for m in msgs)
+    assert any(
+        m.startswith("plateau: the optimizer stopped") and "b1" in m and "not shown to be an optimum" in m
+        for m in msgs
+    )
     assert [i.kind for i in res.issues] == ["plateau"]
     # from the published start the same model reaches the certified optimum
     good = mleppl.fit_mle(_eckerle, x, y=y, init=dict(zip(["b1", "b2", "b3"], e["start2"])))
@@ -458,3 +461,43 @@ def test_dense_path_refuses_a_fit_larger_than_memory(monkeypatch):
 
     monkeypatch.setenv("MLEPPL_MAX_MEMORY", str(2 * need))
     check_dense_memory(A + B, n, 3)  # within the limit: no refusal
+
+
+# ---- the hostile round: categoricals, huge counts, empty groups -----------------------------
+
+
+def test_a_categorical_series_indexes_by_its_codes(codes):
+    g, y = codes
+    cat = pd.Series(pd.Categorical.from_codes(g, [f"level{k}" for k in range(10)]))
+    res = mleppl.fit_mle(_fixed_groups, cat, y=y)
+    ref = mleppl.fit_mle(_fixed_groups, g, y=y)
+    np.testing.assert_allclose(res.params["a"], ref.params["a"], rtol=1e-12)
+    missing = cat.copy()
+    missing[4] = np.nan  # code −1
+    with pytest.raises(ValueError, match=r"argument 'g'.*got values from -1"):
+        mleppl.fit_mle(_fixed_groups, missing, y=y)
+
+
+def test_counts_beyond_float64_warn():
+    def pois(y=None):
+        lam = numpyro.sample("lam", dist.Exponential(1.0))
+        with numpyro.plate("n", len(y)):
+            numpyro.sample("y", dist.Poisson(lam), obs=y)
+
+    with pytest.warns(
+        mleppl.PrecisionWarning, match=r"argument 'y': got integers up to 4.61e\+18, expected at most 2\^53"
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", mleppl.ConvergenceWarning)
+            mleppl.fit_mle(pois, y=np.array([2**62, 2**62 + 5], dtype=np.int64))
+
+
+def test_fixed_effect_of_an_empty_group_is_not_called_a_model_ridge(codes):
+    g, y = codes
+    g = np.where(g == 9, 8, g)  # group 9 has no rows
+    res, cats, msgs = _quiet(mleppl.fit_mle, _fixed_groups, g, y=y)
+    assert mleppl.IdentifiabilityWarning not in cats
+    assert any("a[9]" in m and "no observation uses" in m for m in msgs)
+    means = np.array([y[g == k].mean() for k in range(9)])
+    np.testing.assert_allclose(res.params["a"][:9], means, rtol=1e-9)
+    assert np.isnan(res.se["a"][9]) and np.all(np.isfinite(res.se["a"][:9]))

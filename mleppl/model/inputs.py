@@ -221,6 +221,15 @@ def _target_dtype(a: np.ndarray, label: str, stacklevel: int = 6):
     if a.dtype.kind in "iu":
         if a.dtype.kind == "u" and a.size and int(a.max()) > np.iinfo(np.int64).max:
             _raise_uint(label, a.dtype, int(a.max()))
+        if a.size and max(abs(int(a.max())), abs(int(a.min()))) > 2**53:
+            warnings.warn(
+                f"argument {label}: got integers up to {max(abs(int(a.max())), abs(int(a.min()))):.3g}, "
+                "expected at most 2^53 = 9.0e15 in magnitude: the likelihood is evaluated in "
+                "float64, which cannot represent larger integers exactly (neighbouring counts "
+                "become equal); rescale them or model them as continuous",
+                PrecisionWarning,
+                stacklevel=stacklevel + 1,
+            )
         return np.int64
     raise TypeError(
         f"argument {label}: expected a numeric or boolean array, got dtype {a.dtype}"
@@ -237,6 +246,11 @@ def _pandas_to_numpy(x) -> np.ndarray:
     become float64 with NaN for missing values, integers or bools when nothing is missing."""
     dtypes = list(x.dtypes) if hasattr(x, "dtypes") and not hasattr(x, "dtype") else [x.dtype]
     import pandas as pd
+
+    if isinstance(x, pd.Series) and isinstance(x.dtype, pd.CategoricalDtype):
+        # a factor, as R and patsy read it: its integer codes 0 … K−1 (−1 where missing, which
+        # the index check refuses by name where the codes index a plate)
+        return np.asarray(x.cat.codes, dtype=np.int64)
 
     numeric = all(pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d) for d in dtypes)
     if numeric and any(_nullable_numeric(d) for d in dtypes):

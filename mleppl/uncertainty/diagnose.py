@@ -25,7 +25,17 @@ import numpy as np
 
 from ..core.records import Issue
 
-__all__ = ["suspicious", "large_se", "inert_coordinates", "plateau_issue", "INERT_NATS", "ray_directions", "ray_points", "classify_rays", "RAY_STEPS"]
+__all__ = [
+    "suspicious",
+    "large_se",
+    "inert_coordinates",
+    "plateau_issue",
+    "INERT_NATS",
+    "ray_directions",
+    "ray_points",
+    "classify_rays",
+    "RAY_STEPS",
+]
 
 SE_RATIO = 1e3
 UNBOUNDED_NATS = 1.0
@@ -77,9 +87,10 @@ def plateau_issue(inert: np.ndarray, z_labels: list[str], z_sites: list[str]) ->
     shown = ", ".join(labels[:6]) + (f" and {len(labels) - 6} more" if len(labels) > 6 else "")
     detail = (
         f"the optimizer stopped where the log-likelihood does not depend on {shown} (changing "
-        f"each by its own size moves it by less than {INERT_NATS:g}): a plateau, e.g. a curve "
-        "moved away from the data; this describes where the optimizer stopped, not an optimum "
-        "and not a property of the model; start nearer the data with init= or try n_starts="
+        f"each by its own size moves it by less than {INERT_NATS:g}), so this point is not shown "
+        "to be an optimum: either the fit stalled on a plateau (e.g. a curve moved away from the "
+        "data: start nearer the data with init= or try n_starts=) or no observation uses "
+        "these parameters (e.g. a group with no rows: drop it from the model)"
     )
     return Issue("plateau", sites, shown, detail, tuple(int(i) for i in idx))
 
