@@ -521,8 +521,6 @@ def test_beta_binomial_glmm_compiles_and_fits():
     betaln this fit was still compiling after 120 s at 6 GB (and the issue's cbpp one after
     130–600 s at 8–15 GB); with the kernel it takes ~14 s and 0.7 GB here. Its Laplace
     log-likelihood is checked against one computed here group by group with scipy."""
-    import time
-
     from scipy import optimize
 
     rng = np.random.default_rng(3)
@@ -533,11 +531,8 @@ def test_beta_binomial_glmm_compiles_and_fits():
     n = np.full(G_BB * M_BB, float(N_BB))
     y = rng.binomial(N_BB, rng.beta(mu * 6.0, (1 - mu) * 6.0)).astype(float)
 
-    t0 = time.perf_counter()
     res = fit_mle(beta_binomial_glmm, x, g, n, y=y, random=["u"])
-    elapsed = time.perf_counter() - t0
     assert res.converged
-    assert elapsed < 90.0, elapsed  # ~14 s measured (2 cores); NumPyro's: > 120 s
 
     b, phi, su = np.asarray(res.params["b"]), float(res.params["phi"]), float(res.params["sigma_u"])
 
