@@ -466,16 +466,20 @@ def test_dense_path_refuses_a_fit_larger_than_memory(monkeypatch):
 # ---- the hostile round: categoricals, huge counts, empty groups -----------------------------
 
 
-def test_a_categorical_series_indexes_by_its_codes(codes):
+def test_a_text_categorical_is_refused_with_what_to_pass(codes):
     g, y = codes
     cat = pd.Series(pd.Categorical.from_codes(g, [f"level{k}" for k in range(10)]))
-    res = mleppl.fit_mle(_fixed_groups, cat, y=y)
-    ref = mleppl.fit_mle(_fixed_groups, g, y=y)
-    np.testing.assert_allclose(res.params["a"], ref.params["a"], rtol=1e-12)
+    with pytest.raises(
+        TypeError,
+        match=r"argument 'g': .*got dtype category \(a pandas Categorical of 10 levels.*\.cat\.codes",
+    ):
+        mleppl.fit_mle(_fixed_groups, cat, y=y)
+    res = mleppl.fit_mle(_fixed_groups, cat.cat.codes, y=y)  # what the message says to pass
+    np.testing.assert_allclose(res.params["a"], [y[g == k].mean() for k in range(10)], rtol=1e-9)
     missing = cat.copy()
     missing[4] = np.nan  # code −1
     with pytest.raises(ValueError, match=r"argument 'g'.*got values from -1"):
-        mleppl.fit_mle(_fixed_groups, missing, y=y)
+        mleppl.fit_mle(_fixed_groups, missing.cat.codes, y=y)
 
 
 def test_counts_beyond_float64_warn():

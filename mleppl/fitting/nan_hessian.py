@@ -82,7 +82,8 @@ def _nan_sites(problem, z) -> list[str]:
 def rescue(problem, out, init: dict, key, steps, tol: float, scale):
     """``out`` unchanged unless its Hessian is NaN with a finite value and gradient; then the
     L-BFGS fit from the default start (or ``out``'s point, whichever ends lower), its Hessian
-    by central differences, and the status from the decrement under it."""
+    by central differences, returned if the decrement under it passes ``FD_TOL`` at a
+    positive-definite Hessian (else ``out``, for the diagnosis)."""
     opt = out[0]
     h = np.asarray(opt.hess)
     if np.all(np.isfinite(h)) or not (
@@ -104,8 +105,11 @@ def rescue(problem, out, init: dict, key, steps, tol: float, scale):
     _, lam, _, gt = eig_scaled(jnp.asarray(o.grad), jnp.asarray(hfd))
     dec2, pd = (np.asarray(a) for a in decrement(lam, gt))
     ok = bool(pd) and np.isfinite(hfd).all() and 0.5 * float(dec2) <= FD_TOL
-    status = Status.CONVERGED if ok else Status.NOT_POSITIVE_DEFINITE if not bool(pd) else Status.STALLED
-    o = o._replace(hess=hfd, decrement2=np.asarray(dec2), status=np.asarray(int(status), np.int32))
+    if not ok:
+        # no optimum there either (a mixture component collapsing: the Hessian overflowed on
+        # the way to an unbounded likelihood): the original end point goes to the diagnosis
+        return out
+    o = o._replace(hess=hfd, decrement2=np.asarray(dec2), status=np.asarray(int(Status.CONVERGED), np.int32))
     warnings.warn(
         "the exact Hessian of the negative log-likelihood is NaN where its value and gradient are "
         f"finite: differentiating the log-density of observed site(s) {sites} twice gives NaN (a "

@@ -200,12 +200,31 @@ def _convert(x, label: str) -> jax.Array:
     if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
         return _device_array(x, label)
     if hasattr(x, "to_numpy") and not isinstance(x, (np.ndarray, jax.Array)):
+        _refuse_text_categorical(x, label)
         try:
             x = _pandas_to_numpy(x)
         except Exception as e:  # noqa: BLE001 - report any pandas conversion failure
             raise TypeError(f"argument {label}: expected numeric data, got {type(x).__name__} ({e})") from e
     a = np.asarray(x)
     return _private(a, _target_dtype(a, label))
+
+
+def _refuse_text_categorical(x, label: str) -> None:
+    """A pandas Categorical of text levels is not numbers: say what to pass instead."""
+    import pandas as pd
+
+    if not (isinstance(x, pd.Series) and isinstance(x.dtype, pd.CategoricalDtype)):
+        return
+    cats = x.cat.categories
+    if pd.api.types.is_numeric_dtype(cats.dtype):
+        return  # pandas reads it as its numeric values
+    shown = ", ".join(map(repr, list(cats[:4]))) + (", …" if len(cats) > 4 else "")
+    raise TypeError(
+        f"argument {label}: expected a numeric or boolean array, got dtype category (a pandas "
+        f"Categorical of {len(cats)} levels: {shown}); pass its codes (.cat.codes: 0 … "
+        f"{len(cats) - 1}, −1 where missing) to index a plate, or indicator columns "
+        "(pd.get_dummies) as covariates"
+    )
 
 
 def _target_dtype(a: np.ndarray, label: str, stacklevel: int = 6):
@@ -246,11 +265,6 @@ def _pandas_to_numpy(x) -> np.ndarray:
     become float64 with NaN for missing values, integers or bools when nothing is missing."""
     dtypes = list(x.dtypes) if hasattr(x, "dtypes") and not hasattr(x, "dtype") else [x.dtype]
     import pandas as pd
-
-    if isinstance(x, pd.Series) and isinstance(x.dtype, pd.CategoricalDtype):
-        # a factor, as R and patsy read it: its integer codes 0 … K−1 (−1 where missing, which
-        # the index check refuses by name where the codes index a plate)
-        return np.asarray(x.cat.codes, dtype=np.int64)
 
     numeric = all(pd.api.types.is_numeric_dtype(d) or pd.api.types.is_bool_dtype(d) for d in dtypes)
     if numeric and any(_nullable_numeric(d) for d in dtypes):
