@@ -23,6 +23,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pytest
 import statsmodels.api as sm
 from _library import bundled
 from conftest import REF_EST, REF_LL, REF_SE, assert_rel
@@ -411,6 +412,7 @@ def test_neural_network_vs_independent_cross_entropy_and_sklearn():
     assert_rel(sk, est, 0.1, "estimates of MLPClassifier's own training (stops early)")
 
 
+@pytest.mark.slow  # 60-80 s of 8-start network fits: a study, run by make test-slow
 def test_neural_network_multistart_reaches_the_same_maximum():
     """The documented from-scratch recipe: 8 starts with the intercept at the logit of the base rate."""
     from mleppl import MultimodalityWarning, fit_mle
