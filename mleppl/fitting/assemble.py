@@ -152,10 +152,25 @@ def _deterministic(problem, det, jac_det, inv) -> tuple[dict, dict]:
     return split_flat(shapes, np.asarray(det)), split_flat(shapes, np.sqrt(var))
 
 
+_LAST: list = []  # [(Hessian, InverseInformation)] of the last Hessian inverted
+
+
+def _inverse(h) -> InverseInformation:
+    """:func:`invert_information`, remembered for the last Hessian: the diagnosis and the
+    record of one fit invert the same matrix (two eigen-decompositions of 2,100² were 2 s)."""
+    h = np.asarray(h, dtype=np.float64)
+    last = _LAST[0] if _LAST else None  # one read: other threads may replace it
+    if last is not None and last[0].shape == h.shape and np.array_equal(last[0], h, equal_nan=True):
+        return last[1]
+    inv = invert_information(h)
+    _LAST[:] = [(h.copy(), inv)]
+    return inv
+
+
 def find_issues(problem, opt) -> list:
     """What the after-fit diagnosis finds (run only when the fit shows a sign of trouble)."""
     converged, _ = verdict(opt)
-    inv = invert_information(opt.hess)
+    inv = _inverse(opt.hess)
     if int(opt.status) != Status.NONFINITE_START and diag.suspicious(
         converged, inv.positive_definite, np.asarray(opt.z), inv.cov
     ):
@@ -170,7 +185,7 @@ def assemble(problem, method: str, opt, theta, jac, det, jac_det, optima=None, i
     converged, message = verdict(opt)
     if note:
         message = f"{message} [{note}]"
-    inv = invert_information(opt.hess)
+    inv = _inverse(opt.hess)
     issues = list(issues)
     status = int(opt.status)
     # a spent step budget is reported as non-convergence first, whatever the diagnosis adds
