@@ -29,7 +29,7 @@ from ..uncertainty import diagnose as diag
 from ..uncertainty.information import delta_cov, invert_information, restrict
 from .program import batch_negloglik
 
-__all__ = ["assemble", "find_issues"]
+__all__ = ["assemble", "find_issues", "inverse"]
 
 _ISSUE_WARNINGS = {
     "separation": SeparationWarning,
@@ -155,7 +155,7 @@ def _deterministic(problem, det, jac_det, inv) -> tuple[dict, dict]:
 _LAST: list = []  # [(Hessian, InverseInformation)] of the last Hessian inverted
 
 
-def _inverse(h) -> InverseInformation:
+def inverse(h) -> InverseInformation:
     """:func:`invert_information`, remembered for the last Hessian: the diagnosis and the
     record of one fit invert the same matrix (two eigen-decompositions of 2,100² were 2 s)."""
     h = np.asarray(h, dtype=np.float64)
@@ -170,7 +170,7 @@ def _inverse(h) -> InverseInformation:
 def find_issues(problem, opt) -> list:
     """What the after-fit diagnosis finds (run only when the fit shows a sign of trouble)."""
     converged, _ = verdict(opt)
-    inv = _inverse(opt.hess)
+    inv = inverse(opt.hess)
     if int(opt.status) != Status.NONFINITE_START and diag.suspicious(
         converged, inv.positive_definite, np.asarray(opt.z), inv.cov
     ):
@@ -185,7 +185,7 @@ def assemble(problem, method: str, opt, theta, jac, det, jac_det, optima=None, i
     converged, message = verdict(opt)
     if note:
         message = f"{message} [{note}]"
-    inv = _inverse(opt.hess)
+    inv = inverse(opt.hess)
     issues = list(issues)
     status = int(opt.status)
     # a spent step budget is reported as non-convergence first, whatever the diagnosis adds

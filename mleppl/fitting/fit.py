@@ -25,7 +25,7 @@ from ..model.problem import bind, random_effect_like
 from ..result import MLEResult
 from ..solvers.minimize import OptResult
 from ..uncertainty.information import invert_information
-from .assemble import assemble, find_issues
+from .assemble import assemble, find_issues, inverse
 from .buckets import padded
 from .nan_hessian import rescue
 from .program import METHODS, batch_negloglik, fit_program, resolve_method
@@ -415,7 +415,7 @@ def _probe(problem, out, meth, steps, tol, scale):
     if problem.random is not None or not p or problem.nobs * p > PROBE_SIZE or not succeeded(int(opt.status)):
         return out
     z = np.asarray(opt.z, dtype=np.float64)
-    inv = invert_information(np.asarray(opt.hess))
+    inv = inverse(opt.hess)  # the diagnosis that follows reuses it
     se = np.sqrt(np.abs(np.diag(inv.cov)))
     c = np.maximum.reduce([np.ones(p), np.abs(z), np.where(np.isfinite(se), 3.0 * se, 0.0)])
     eye = np.eye(p) * c[:, None]

@@ -237,9 +237,7 @@ def bind(
                 "(drop those observations or mask them with obs_mask=)"
             )
         outside = npa.observed_outside_support(tr, name)
-        depends = (
-            _support_dependence(model, inputs, tr, name) if outside or _interval_support(tr, name) else []
-        )
+        depends = _support_dependence(model, inputs, tr, name)  # [] for a fixed support
         continuous = [d for d in depends if d not in discrete]
         if continuous:
             fn = npa.base_distribution(tr[name]["fn"])
@@ -365,16 +363,6 @@ def _trace_with_data(model, args, kwargs, rng_key, init) -> tuple[Inputs, dict]:
             return _constants_trace(model, args, kwargs, rng_key, init, reason)
         check_indices(inputs.labels, inputs.leaves, uses)
     return inputs, tr
-
-
-def _interval_support(tr: dict, name: str) -> bool:
-    """An interval support with array bounds (which may move with the parameters)."""
-    sup = tr[name]["fn"].support
-    sup = getattr(sup, "base_constraint", sup)
-    return any(
-        getattr(sup, a, None) is not None and not isinstance(getattr(sup, a), (int, float))
-        for a in ("lower_bound", "upper_bound")
-    )
 
 
 def _support_dependence(model, inputs: Inputs, tr: dict, name: str) -> list[str]:

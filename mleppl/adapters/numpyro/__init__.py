@@ -57,7 +57,6 @@ from .subsample import (
 from .svi import svi_program
 from .trace import (
     ParamValueError,
-    abstract_data_failure,
     abstract_probe,
     abstract_sites,
     initial_values,
@@ -107,7 +106,6 @@ __all__ = [
     "describe_observed",
     # trace
     "ParamValueError",
-    "abstract_data_failure",
     "abstract_probe",
     "support_dependence",
     "abstract_sites",

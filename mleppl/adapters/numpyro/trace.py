@@ -121,12 +121,6 @@ def log_density(model: Callable, args: tuple, kwargs: dict, values: dict):
     return _log_density(model, args, kwargs, values)
 
 
-def abstract_data_failure(model: Callable, rebuild: Callable, leaves: tuple, tr: dict, rng_key) -> str:
-    """Why the model cannot be traced with its data as abstract (jit-traced) values; "" if it can
-    (the first half of :func:`abstract_probe`)."""
-    return abstract_probe(model, rebuild, leaves, tr, rng_key)[0]
-
-
 def abstract_probe(model: Callable, rebuild: Callable, leaves: tuple, tr: dict, rng_key) -> tuple[str, tuple]:
     """One abstract trace of the model's log-density with its data: why it cannot be traced
     with the data abstract ("" if it can), and the data leaves used as indices.
