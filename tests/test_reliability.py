@@ -178,6 +178,7 @@ def test_identity_link_gamma_invalid_at_the_start(gamma_data, shift):
     ref = _gamma_ref(x, y, shift)
     assert res.converged
     np.testing.assert_allclose(res.loglik, -ref.fun, rtol=1e-9)
+    # the reference is Nelder–Mead (xatol 1e-10 in a flat valley): its estimates, not ours, limit this
     np.testing.assert_allclose([res.params["b0"], res.params["b1"]], ref.x[:2], rtol=1e-5)
 
 
