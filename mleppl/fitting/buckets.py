@@ -90,7 +90,7 @@ def _plate(problem):
         or sites.deterministic
         or sites.imputed
         or not sites.data
-        or (problem.random is not None and problem.random.nagq > 1)
+        or (problem.random is not None and (problem.random.nagq > 1 or problem.random.structure.row_bound))
     ):
         return None
     common = None

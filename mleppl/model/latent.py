@@ -52,7 +52,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -60,8 +60,8 @@ import numpy as np
 
 from ..adapters import numpyro as npa
 from ..core import cache
-from ..core.blocks import block_inv_diag, block_logdet, block_solve
 from ..core.sites import Layout
+from .structure import BlockDiagonal, Dense, Factor, Sparse, sparse_pattern
 
 __all__ = [
     "RandomSpec",
@@ -82,15 +82,12 @@ _INNER_TOL = 1e-22  # λ²/2 of the inner Newton iteration (float64 roundoff lev
 
 
 class RandomSpec(NamedTuple):
-    """Static description of the integrated sites and the structure of the inner Hessian."""
+    """Static description of the integrated sites and the structure of their inner Hessian."""
 
     layout: Layout  # blocks of the unconstrained random-effect vector v
-    colors: np.ndarray | None  # position of each v coordinate within its group block (block-diagonal)
-    groups: np.ndarray | None  # group of each v coordinate (block-diagonal)
-    n_groups: int
+    structure: Any  # structure.Dense | structure.BlockDiagonal | structure.Sparse
     nagq: int
     obs_groups: tuple = ()  # (term, group of each element): observed sites and random-site densities
-    plate: str = ""  # the plate over groups (block-diagonal)
     units: bool = False  # obs_groups checked to cover every term (groups usable as units)
 
     @property
@@ -98,8 +95,25 @@ class RandomSpec(NamedTuple):
         return self.layout.size
 
     @property
+    def blocked(self) -> bool:
+        """Block-diagonal over one plate of groups (independent groups)."""
+        return isinstance(self.structure, BlockDiagonal)
+
+    @property
     def block(self) -> int:
-        return 0 if self.colors is None else int(self.colors.max()) + 1
+        return self.structure.block if self.blocked else 0
+
+    @property
+    def n_groups(self) -> int:
+        return self.structure.n_groups if self.blocked else 0
+
+    @property
+    def groups(self):
+        return self.structure.groups if self.blocked else None
+
+    @property
+    def plate(self) -> str:
+        return self.structure.plate if self.blocked else ""
 
 
 def joint_logdensity(problem, z, v, data):
@@ -125,66 +139,31 @@ def _joint(problem, z, v, data):
     return ll + npa.log_abs_det_jacobian(rs.sites, rs.unravel(v))
 
 
-def _order(spec: RandomSpec):
-    """The position in v of each (group, colour) cell, row-major, or None where v is already in
-    that order (one site over the plate's leading axis): the moves between v and (G, q) are then
-    reshapes, which cost nothing to compile or run, not gathers and scatters."""
-    pos = np.asarray(spec.groups) * spec.block + np.asarray(spec.colors)
-    if np.array_equal(pos, np.arange(pos.size)):
-        return None
-    order = np.empty_like(pos)
-    order[pos] = np.arange(pos.size)
-    return order
+def _terms(problem, z, v, data):
+    """Every term of f, flat: the observed sites' log-likelihood terms, each random site's
+    log-density and log-Jacobian (the sparse structure's entries are their curvatures)."""
+    return jnp.concatenate([jnp.ravel(t) for t in _all_terms(problem, z, v, data).values()])
 
 
-def _blocks(hvp, spec: RandomSpec):
-    """The diagonal blocks (G, q, q) of a block-diagonal matrix given as ``hvp`` (colouring)."""
-    q = spec.block
-    colors = np.asarray(spec.colors)
-    cols = jnp.stack([hvp(jnp.asarray((colors == c).astype(np.float64))) for c in range(q)], axis=1)
-    return _gather(cols, spec)  # (G, q, q): row (group, colour i), column colour j
-
-
-def _gather(x, spec: RandomSpec):
-    """A vector over v (or rows over v) as (G, q, ...) by group and colour."""
-    order = _order(spec)
-    x = x if order is None else x[order]
-    return x.reshape(spec.n_groups, spec.block, *x.shape[1:])
-
-
-def _scatter(xg, spec: RandomSpec):
-    """The inverse of :func:`_gather` for a (G, q) array."""
-    x = xg.reshape(-1)
-    order = _order(spec)
-    if order is None:
-        return x
-    inv = np.empty_like(order)
-    inv[order] = np.arange(order.size)
-    return x[inv]
+def _terms_fn(problem, z, data):
+    if problem.constants or not isinstance(z, jax.core.Tracer):
+        return lambda v: _terms(problem, z, v, data)
+    fn = cache.get_or_build(
+        (*problem.structure_key, "terms"),
+        lambda: jax.jit(cache.named(partial(_terms, problem.static()), "terms")),
+    )
+    return lambda v: fn(z, v, data)
 
 
 def neg_hessian(problem, z, v, data):
-    """−∇²_v f at (z, v): blocks (G, q, q) for block-diagonal structure, else dense (q, q)."""
-    spec = problem.random
-    grad_v = jax.grad(lambda vv: joint_logdensity(problem, z, vv, data))
-    if spec.colors is None:
-        return -jax.jacfwd(grad_v)(v)
-    return -_blocks(lambda t: jax.jvp(grad_v, (v,), (t,))[1], spec)
+    """−∇²_v f at (z, v) in the representation of the problem's structure."""
+    st = problem.random.structure
+    return st.hessian(lambda vv: joint_logdensity(problem, z, vv, data), _terms_fn(problem, z, data), v)
 
 
-def _solve(spec: RandomSpec, h, g):
-    """h⁻¹ g for the structured matrix h."""
-    if spec.colors is None:
-        return jnp.linalg.solve(h, g)
-    return _scatter(block_solve(h, _gather(g, spec)), spec)
-
-
-def _logdet(spec: RandomSpec, h):
-    """log det of the structured matrix ``h`` (NaN unless positive definite)."""
-    if spec.colors is None:
-        sign, ld = jnp.linalg.slogdet(h)
-        return jnp.where(sign > 0, ld, jnp.nan)
-    return jnp.sum(block_logdet(h))
+def factored_hessian(problem, z, v, data):
+    """The structure's factorization of −∇²_v f at (z, v)."""
+    return problem.random.structure.factor(neg_hessian(problem, z, v, data))
 
 
 class InnerState(NamedTuple):
@@ -212,7 +191,7 @@ def _newton_mode(problem, z, v0, data):
 
     def body(s: InnerState) -> InnerState:
         g = jax.grad(f)(s.v)
-        d = _solve(spec, neg_hessian(problem, z, s.v, data), g)
+        d = spec.structure.solve(factored_hessian(problem, z, s.v, data), g)
         dec = 0.5 * jnp.dot(g, d)
         met = dec <= _INNER_TOL * (1.0 + jnp.abs(s.f))
 
@@ -243,23 +222,33 @@ def _newton_mode(problem, z, v0, data):
 
 
 def inner_mode(problem, z, data, v0=None):
-    """The conditional mode v̂(z), differentiable in z by the implicit function theorem."""
+    r"""The conditional mode v̂(z), differentiable in z by the implicit function theorem.
+
+    From :math:`\nabla_v f(z, \hat v(z)) = 0`: :math:`d\hat v = H^{-1}\,\partial_z\nabla_v f\,dz`
+    with :math:`H = -\nabla_v^2 f` solved by the problem's structure (a custom JVP: its rule
+    is itself differentiable, so outer Hessians are exact, and linear in the tangents, so
+    reverse mode transposes it).
+    """
     spec = problem.random
     v0 = jnp.zeros(spec.size) if v0 is None else v0
 
-    def root_fn(v):
-        return jax.grad(lambda vv: joint_logdensity(problem, z, vv, data))(v)
+    @jax.custom_jvp
+    def mode(z, v0, data):
+        return _newton_mode(problem, z, v0, data)
 
-    def solve(_, guess):
-        return _newton_mode(problem, jax.lax.stop_gradient(z), guess, data)
+    @mode.defjvp
+    def mode_jvp(primals, tangents):
+        z, v0, data = primals
+        dz, _, ddata = tangents
+        v = mode(z, v0, data)
 
-    def tangent_solve(g, y):
-        # g is the linearization of root_fn (= −H·); solve g(x) = y
-        if spec.colors is None:
-            return jnp.linalg.solve(jax.jacfwd(g)(y), y)
-        return _solve(spec, _blocks(g, spec), y)
+        def grad_v(zz, dd):
+            return jax.grad(lambda vv: joint_logdensity(problem, zz, vv, dd))(v)
 
-    return jax.lax.custom_root(root_fn, v0, solve, tangent_solve)
+        rhs = jax.jvp(grad_v, (z, data), (dz, ddata))[1]
+        return v, spec.structure.solve(factored_hessian(problem, z, v, data), rhs)
+
+    return mode(z, v0, data)
 
 
 def laplace_negloglik(problem, z, data):
@@ -270,7 +259,8 @@ def laplace_negloglik(problem, z, data):
     if spec.nagq > 1:
         return -_agq_loglik(problem, z, v, h, data)
     f = joint_logdensity(problem, z, v, data)
-    return -(f + 0.5 * spec.size * math.log(2 * math.pi) - 0.5 * _logdet(spec, h))
+    ld = spec.structure.logdet(spec.structure.factor(h))
+    return -(f + 0.5 * spec.size * math.log(2 * math.pi) - 0.5 * ld)
 
 
 def _all_terms(problem, z, v, data) -> dict:
@@ -332,7 +322,7 @@ def group_loglik(problem, z, data):
     h = neg_hessian(problem, z, v, data)
     if spec.nagq > 1:
         return _agq_groups(problem, z, v, h, data)[0]
-    ld = block_logdet(h)  # (G,), NaN where a block is not positive definite
+    ld = spec.structure.group_logdet(h)  # (G,), NaN where a block is not positive definite
     q = jnp.asarray(np.bincount(spec.groups, minlength=spec.n_groups), dtype=jnp.float64)
     return _group_terms(problem, z, v, data) + 0.5 * q * math.log(2 * math.pi) - 0.5 * ld
 
@@ -341,15 +331,12 @@ def conditional(problem, z, data):
     """Conditional modes (constrained) and conditional SDs of the random effects at z.
 
     The SDs are :math:`\\sqrt{\\operatorname{diag} H^{-1}}` mapped to the constrained scale by
-    the delta method (lme4's ``condVar``, TMB's ``sdreport`` random part).
+    the delta method: lme4's ``condVar`` (conditional on the estimate; glmmTMB's ``condVar`` adds the
+    propagated uncertainty of the fixed parameters, as TMB's ``sdreport`` does).
     """
     spec = problem.random
     v = inner_mode(problem, z, data)
-    h = neg_hessian(problem, z, v, data)
-    if spec.colors is None:
-        var_v = jnp.diag(jnp.linalg.inv(h))
-    else:
-        var_v = _scatter(block_inv_diag(h), spec)
+    var_v = spec.structure.inv_diag(factored_hessian(problem, z, v, data))
     rs = spec.layout
     jac_diag = (
         jnp.diag(jax.jacfwd(rs.theta)(v)) if rs.size == sum(math.prod(s.shape) for s in rs.sites) else None
@@ -361,57 +348,175 @@ def conditional(problem, z, data):
 
 # --------------------------------------------------------------------------- structure at bind time
 def random_spec(problem, random_layout: Layout, plates_of: dict, nagq: int, z0, data) -> RandomSpec:
-    """Detect the inner Hessian's structure (block-diagonal over one shared plate, else dense)."""
+    """Choose the inner Hessian's structure once: block-diagonal over one shared plate, else
+    sparse over the plates' factors (crossed, nested), else dense; each candidate is checked
+    numerically (Hessian-vector products at a random point) before it is used."""
     q = random_layout.size
-    colors = groups = None
-    n_groups = 0
-    plate = ""
-    shared = set.intersection(*(set(plates_of[s.name]) for s in random_layout.sites)) if q else set()
-    if shared:
-        plate = sorted(shared)[0]
-        colors_l, groups_l, offset = [], [], 0
-        for s in random_layout.sites:
-            axis = plates_of[s.name][plate]
-            shape = s.unconstrained_shape
-            if len(shape) <= axis or tuple(shape) != tuple(s.shape):
-                colors_l = None
-                break
-            idx = np.indices(shape).reshape(len(shape), -1)
-            g = idx[axis]
-            within = (
-                np.ravel_multi_index(np.delete(idx, axis, axis=0), np.delete(shape, axis))
-                if len(shape) > 1
-                else np.zeros_like(g)
+    problem = problem._replace(random=RandomSpec(random_layout, Dense(q), nagq))
+    structure = _block_candidate(random_layout, plates_of)
+    if structure is not None and not _verified(problem, structure, z0, data):
+        structure = None
+    if structure is None and nagq <= 1:
+        structure = _sparse_candidate(problem, random_layout, plates_of, z0, data)
+    if structure is None:
+        if q > DENSE_MAX:
+            raise ValueError(
+                f"random: {q} random-effect coordinates without a block-diagonal or sparse structure "
+                "(terms that touch several levels of one plate, or effects outside any plate): "
+                f"expected at most {DENSE_MAX} for the dense inner Hessian"
             )
-            colors_l.append(within + offset)
-            groups_l.append(g)
-            offset += int(np.max(within)) + 1 if within.size else 0
-            n_groups = shape[axis]
-        if colors_l is not None:
-            colors, groups = np.concatenate(colors_l), np.concatenate(groups_l)
-    spec = RandomSpec(
-        random_layout, colors, groups, n_groups, nagq, plate=plate if colors is not None else ""
-    )
-    problem = problem._replace(random=spec)
-    if colors is not None and not _block_diagonal(problem, z0, data):
-        spec = spec._replace(colors=None, groups=None, n_groups=0, plate="")
-    if spec.colors is None and q > DENSE_MAX:
-        raise ValueError(
-            f"random: {q} random-effect coordinates without block-diagonal structure (crossed or "
-            f"nested effects over several plates): expected at most {DENSE_MAX} for the dense inner "
-            "Hessian"
-        )
-    if spec.colors is None:
         check_dense_memory(q, problem.nobs, problem.layout.size)
+        structure = Dense(q)
+    spec = RandomSpec(random_layout, structure, nagq)
     if nagq > 1:
-        if spec.colors is None or spec.block != 1 or len(random_layout.sites) != 1:
+        if not spec.blocked or spec.block != 1 or len(random_layout.sites) != 1:
             raise ValueError(
                 f"nagq={nagq}: adaptive Gauss–Hermite quadrature needs one scalar random effect per "
-                "group (one site in a plate over groups, as lme4's nAGQ > 1); got "
+                "group (one site in a plate over groups, as lme4's nAGQ > 1; crossed or nested "
+                "effects are refused by lme4 too); got "
                 f"{[(s.name, s.shape) for s in random_layout.sites]}; use nagq=1 (Laplace)"
             )
         spec = spec._replace(obs_groups=_term_groups(problem._replace(random=spec), z0, data)[0])
     return spec
+
+
+def _block_candidate(random_layout: Layout, plates_of: dict):
+    """Block-diagonal structure over a plate every random site shares, or None."""
+    if not random_layout.size:
+        return None
+    shared = set.intersection(*(set(plates_of[s.name]) for s in random_layout.sites))
+    if not shared:
+        return None
+    plate = sorted(shared)[0]
+    colors_l, groups_l, offset, n_groups = [], [], 0, 0
+    for s in random_layout.sites:
+        axis = plates_of[s.name][plate]
+        shape = s.unconstrained_shape
+        if len(shape) <= axis or tuple(shape) != tuple(s.shape):
+            return None
+        idx = np.indices(shape).reshape(len(shape), -1)
+        g = idx[axis]
+        within = (
+            np.ravel_multi_index(np.delete(idx, axis, axis=0), np.delete(shape, axis))
+            if len(shape) > 1
+            else np.zeros_like(g)
+        )
+        colors_l.append(within + offset)
+        groups_l.append(g)
+        offset += int(np.max(within)) + 1 if within.size else 0
+        n_groups = shape[axis]
+    return BlockDiagonal(np.concatenate(colors_l), np.concatenate(groups_l), int(n_groups), plate)
+
+
+def _verified(problem, structure, z0, data, seed: int = 0) -> bool:
+    """The structure's Hessian reproduces exact Hessian-vector products at a random point."""
+    spec = problem.random._replace(structure=structure)
+    problem = problem._replace(random=spec)
+    rng = np.random.default_rng(seed)
+    v = jnp.asarray(0.1 * rng.normal(size=spec.size))
+    r = jnp.asarray(rng.normal(size=spec.size))
+
+    def check(z0, v, r, data):
+        grad_v = jax.grad(lambda vv: joint_logdensity(problem, z0, vv, data))
+        full = jax.jvp(grad_v, (v,), (r,))[1]
+        approx = -structure.matvec(neg_hessian(problem, z0, v, data), r)
+        return jnp.max(jnp.abs(full - approx)), jnp.max(jnp.abs(full))
+
+    problem = problem.static()  # what the cached program keeps (check reads it when traced)
+    prog = cache.get_or_build(
+        (*problem.structure_key, "structure-check"),
+        lambda: cache.jit(check, hoist=problem.constants, name="structure_check"),
+    )
+    err, scale = prog(z0, v, r, data)
+    return bool(np.isfinite(float(err)) and err <= 1e-8 * (float(scale) + 1e-300))
+
+
+def _factors(random_layout: Layout, plates_of: dict) -> list[Factor]:
+    """The grouping factors: random-effect coordinates over the cells of the same plates
+    (sites in the same plates share a factor; a site in no plate is a factor of one level)."""
+    found: dict = {}
+    for b in random_layout.blocks():
+        s = b.site
+        shape = tuple(s.unconstrained_shape)
+        idx = np.arange(b.z.start, b.z.stop).reshape(shape)
+        plates = sorted(plates_of.get(s.name, {}).items())
+        if any(ax >= len(shape) or shape[ax] != s.shape[ax] for _, ax in plates):
+            plates = []
+        axes = [ax for _, ax in plates]
+        key = tuple((name, shape[ax]) for name, ax in plates) or (("", s.name),)
+        levels = math.prod(shape[ax] for ax in axes)
+        coords = np.moveaxis(idx, axes, list(range(len(axes)))).reshape(levels, -1)
+        found.setdefault(key, []).append(coords)
+    return [
+        Factor("×".join(n for n, _ in key) if key[0][0] else key[0][1], np.concatenate(cs, axis=1))
+        for key, cs in found.items()
+    ]
+
+
+def _sparse_candidate(problem, random_layout: Layout, plates_of: dict, z0, data):
+    """The sparse structure over the plates' factors, found from the model's terms, or None."""
+    factors = _factors(random_layout, plates_of)
+    if len(factors) < 2:
+        return None
+    q = random_layout.size
+    rng = np.random.default_rng(2)
+    v = jnp.asarray(0.1 * rng.normal(size=q))
+    t1 = np.zeros((len(factors), q))
+    t2 = np.zeros((len(factors), q))
+    for f, fac in enumerate(factors):
+        w = rng.uniform(0.5, 1.5, size=fac.positions)
+        t1[f, fac.coords] = w[None, :]
+        t2[f, fac.coords] = w[None, :] * (np.arange(fac.levels)[:, None] + 1.0)
+    pr = problem.static()
+
+    def probe(z0, v, t1, t2, data):
+        def terms(vv):
+            return _terms(pr, z0, vv, data)
+
+        def d(t):
+            return jax.jvp(terms, (v,), (t,))[1]
+
+        return jax.vmap(d)(t1), jax.vmap(d)(t2)
+
+    prog = cache.get_or_build(
+        (*pr.structure_key, "levels", len(factors)),
+        lambda: cache.jit(probe, hoist=pr.constants, name="term_levels"),
+    )
+    d1, d2 = (np.asarray(a) for a in prog(z0, v, jnp.asarray(t1), jnp.asarray(t2), data))
+    scale = np.max(np.abs(d1), axis=1, keepdims=True)
+    touch = np.abs(d1) > 1e-13 * (scale + 1e-300)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(touch, d2 / np.where(touch, d1, 1.0), 0.0)
+    lv = np.rint(ratio)
+    sizes = np.array([fac.levels for fac in factors])[:, None]
+    if np.any(touch & ((np.abs(ratio - lv) > 1e-6 * np.maximum(1.0, np.abs(lv))) | (lv < 1) | (lv > sizes))):
+        return None  # a term touching several levels of one factor
+    levels = np.where(touch, lv - 1, -1).astype(np.int64).T  # (T, F)
+    structure = sparse_pattern(factors, levels, q)
+    if structure is None:
+        return None
+    check_sparse_memory(structure, problem.layout.size)
+    return structure if _verified(problem, structure, z0, data, seed=3) else None
+
+
+def sparse_memory(structure: Sparse, p: int) -> int:
+    """Estimated peak bytes of a Laplace fit on the sparse path: the terms' curvatures, the
+    Schur complement and the pairs of B cells, each carried along (1 + p)² outer directions."""
+    t = structure.a_ids.size
+    pairs = structure.pairs[0].size if structure.pairs else structure.g1 * structure.q1 * structure.m
+    return int(DENSE_BYTES * (1 + p) ** 2 * (t * structure.n_colors**2 + structure.rest_storage + pairs))
+
+
+def check_sparse_memory(structure: Sparse, p: int) -> None:
+    """Refuse, before anything is allocated, a sparse-path fit that would not fit in memory."""
+    need, have = sparse_memory(structure, p), available_memory()
+    if need > MEMORY_FRACTION * have:
+        raise MemoryError(
+            f"random: the sparse Laplace path ({structure.kind}; Schur complement onto {structure.m} "
+            f"coordinates) needs about {need / 1e9:.3g} GB, expected at most {MEMORY_FRACTION:.0%} of "
+            f"the {have / 1e9:.3g} GB available; set MLEPPL_MAX_MEMORY (bytes) if more memory is "
+            "really free"
+        )
 
 
 # Peak memory of a dense-path fit per (observation × random-effect coordinate) and per
@@ -459,28 +564,6 @@ def check_dense_memory(q: int, nobs: int, p: int) -> None:
         )
 
 
-def _block_diagonal(problem, z0, data) -> bool:
-    spec = problem.random
-    rng = np.random.default_rng(0)
-    v = jnp.asarray(0.1 * rng.normal(size=spec.size))
-    r = jnp.asarray(rng.normal(size=spec.size))
-
-    def check(z0, v, r, data):
-        grad_v = jax.grad(lambda vv: joint_logdensity(problem, z0, vv, data))
-        full = jax.jvp(grad_v, (v,), (r,))[1]
-        blocks = _blocks(lambda t: jax.jvp(grad_v, (v,), (t,))[1], spec)
-        approx = _scatter(jnp.einsum("gij,gj->gi", blocks, _gather(r, spec)), spec)
-        return jnp.max(jnp.abs(full - approx)), jnp.max(jnp.abs(full))
-
-    problem = problem.static()  # what the cached program keeps (check reads it when traced)
-    prog = cache.get_or_build(
-        (*problem.structure_key, "block-check"),
-        lambda: cache.jit(check, hoist=problem.constants, name="block_check"),
-    )
-    err, scale = prog(z0, v, r, data)
-    return bool(err <= 1e-8 * (float(scale) + 1e-300))
-
-
 def _term_groups(problem, z0, data):
     """Group of each element of each term of f (−1: depends on no group), and the size of
     what lies outside the groups at a probe point (terms in no group and factor sites)."""
@@ -524,7 +607,7 @@ def with_unit_groups(problem, z):
         or observations (or ``factor`` terms) that belong to no group.
     """
     spec = problem.random
-    if spec.colors is None:
+    if not spec.blocked:
         raise ValueError(
             f"random={[s.name for s in spec.layout.sites]}: crossed random effects (or effects over "
             "several plates) leave no independent groups, so there are no group-level scores; "

@@ -87,8 +87,7 @@ class Problem(NamedTuple):
             random = (
                 tuple((s.name, s.shape, _support_key(s.support)) for s in r.layout.sites),
                 r.nagq,
-                r.n_groups,
-                None if r.colors is None else (r.colors.tobytes(), r.groups.tobytes()),
+                r.structure.key,
                 tuple((n, g.tobytes()) for n, g in r.obs_groups),
             )
         return (

@@ -71,7 +71,7 @@ def observation_units(problem) -> UnitSpec:
     """
     if problem.random is not None:
         spec = problem.random
-        if not spec.obs_groups or spec.colors is None:
+        if not spec.obs_groups or not spec.blocked:
             raise RuntimeError("observation_units: expected a problem from unit_problem for a marginal fit")
         return UnitSpec((), (spec.n_groups,), (spec.plate,), True)
     data = problem.sites.data
