@@ -383,3 +383,29 @@ def test_grouseticks_three_factors_equal_glmmtmb():
     assert_rel(np.asarray(res.bse)[:4], [ref["se"][k] for k in names], 1e-3, "SEs")
     for k, site in (("BROOD", "sd_brood"), ("INDEX", "sd_index"), ("LOCATION", "sd_location")):
         assert_rel(float(res.params[site]), ref["re_sd"][k], 1e-3, k)
+
+
+def test_large_marginal_fits_start_from_the_fixed_part(crossed_fit, monkeypatch):
+    from mleppl.fitting import fit as fitting
+    from mleppl.fitting.starts import fixed_part_start, start
+
+    d = _case("crossed_lmm")
+    pr = crossed_fit.problem
+    with jax.enable_x64(True):
+        z0 = start(pr, {}, jax.random.PRNGKey(0), 0)
+        z = np.asarray(fixed_part_start(pr, z0))
+    # with the effects at zero the fixed part is least squares: β̂ = OLS, σ̂² = RSS/n
+    X = np.column_stack([np.ones_like(d["x"]), d["x"]])
+    b, *_ = np.linalg.lstsq(X, d["y"], rcond=None)
+    sigma = np.sqrt(np.mean((d["y"] - X @ b) ** 2))
+    labels = pr.layout.z_labels()
+    at = {lab: z[i] for i, lab in enumerate(labels)}
+    assert_rel(np.array([at["beta[0]"], at["beta[1]"]]), b, 1e-5, "OLS start")
+    assert_rel(np.exp(at["u(sigma)"]), sigma, 1e-5, "residual SD start")
+    # the random-effect scales do not enter that likelihood: left where the default start has them
+    for lab in ("u(sd_a)", "u(sd_b)"):
+        assert at[lab] == float(np.asarray(z0)[labels.index(lab)])
+    monkeypatch.setattr(fitting, "FIXED_START_ROWS", 0)
+    res = fit_mle(crossed_lmm, d["x"], d["a"], d["b"], y=d["y"], random=["u_a", "u_b"])
+    assert res.converged and abs(res.loglik - crossed_fit.loglik) < 1e-9
+    assert np.max(np.abs(res.z - crossed_fit.z)) < 1e-6

@@ -29,7 +29,16 @@ from .assemble import assemble, find_issues, inverse
 from .buckets import padded
 from .nan_hessian import rescue
 from .program import METHODS, batch_negloglik, fit_program, resolve_method
-from .starts import MAX_INIT_ATTEMPTS, check_init, no_start_error, optima_table, scale_note, start
+from .starts import (
+    FIXED_START_ROWS,
+    MAX_INIT_ATTEMPTS,
+    check_init,
+    fixed_part_start,
+    no_start_error,
+    optima_table,
+    scale_note,
+    start,
+)
 from .svi import check_supported, check_svi_options, fit_svi, svi_note
 
 __all__ = ["fit_mle", "METHODS"]
@@ -377,8 +386,14 @@ def _single_start(problem, init, key, meth, steps, tol, scale, quick: bool = Fal
     prog = fit_program(fitp, meth, steps, tol)
     fast = fit_program(fitp, "fast", None, tol) if quick else None
     full_init = len(init) == len(problem.sites.free)
+    fixed_start = problem.random is not None and not init and problem.nobs >= FIXED_START_ROWS
     for attempt in range(MAX_INIT_ATTEMPTS):
         z0 = start(problem, init, key, attempt)
+        if attempt == 0 and fixed_start:
+            moved = fixed_part_start(problem, z0)
+            out = prog(fitp.data, moved, scale)
+            if int(out[0].status) != Status.NONFINITE_START and succeeded(int(out[0].status)):
+                return out
         if fast is not None:
             out = fast(fitp.data, z0, scale)
             if int(out[0].status) == Status.CONVERGED:

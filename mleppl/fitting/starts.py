@@ -12,9 +12,66 @@ from ..core.records import InverseInformation
 from ..core.status import succeeded
 from ..model.problem import badly_scaled_args, nonfinite_args
 
-__all__ = ["check_init", "start", "no_start_error", "scale_note", "optima_table", "MAX_INIT_ATTEMPTS"]
+__all__ = [
+    "check_init",
+    "start",
+    "fixed_part_start",
+    "no_start_error",
+    "scale_note",
+    "optima_table",
+    "MAX_INIT_ATTEMPTS",
+    "FIXED_START_ROWS",
+]
 
 MAX_INIT_ATTEMPTS = 20
+# A marginal (random=) fit of at least this many rows starts from the fixed-part fit: each
+# Laplace step there costs more than compiling and running that small fit (InstEval-sized
+# crossed LMM: 11 → 7 outer steps, 11.2 → 7.2 s warm).
+FIXED_START_ROWS = 10_000
+_FIXED_START_ITERS = 30
+
+
+def fixed_part_start(problem, z0: jax.Array) -> jax.Array:
+    """The default start of a marginal fit moved to the maximum of log p(y | θ, u = 0): the
+    fixed effects and the observation-level parameters at their GLM values, the random-effect
+    scales (which that likelihood does not involve) where ``z0`` has them. Newton steps on the
+    absolute eigenvalues of the Hessian (directions of zero curvature, such as those scales,
+    left alone), halved until the objective falls; ``z0`` where that fit fails."""
+    from ..core import cache
+    from ..model import latent
+
+    pr = problem.static()
+
+    def run(z0, data):
+        def f(z):
+            return latent.fixed_part_negloglik(pr, z, data)
+
+        def body(c):
+            z, fz, k, _ = c
+            g, h = jax.grad(f)(z), jax.hessian(f)(z)
+            w, vec = jnp.linalg.eigh(0.5 * (h + h.T))
+            w = jnp.abs(w)
+            keep = w > 1e-10 * jnp.max(w)
+            d = -vec @ (jnp.where(keep, 1.0 / jnp.where(keep, w, 1.0), 0.0) * (vec.T @ g))
+
+            def halve(t):
+                return t[0] * 0.5, f(z + 0.5 * t[0] * d)
+
+            t, f_new = jax.lax.while_loop(
+                lambda t: ~(t[1] < fz) & (t[0] > 1e-8), halve, (jnp.asarray(1.0), f(z + d))
+            )
+            ok = jnp.isfinite(f_new) & (f_new < fz)
+            small = -jnp.dot(g, d) <= 1e-10 * (1.0 + jnp.abs(fz))
+            return jnp.where(ok, z + t * d, z), jnp.where(ok, f_new, fz), k + 1, small | ~ok
+
+        c0 = (z0, f(z0), jnp.asarray(0), jnp.asarray(False))
+        z, fz, _, _ = jax.lax.while_loop(lambda c: (c[2] < _FIXED_START_ITERS) & ~c[3], body, c0)
+        return jnp.where(jnp.all(jnp.isfinite(z)) & jnp.isfinite(fz), z, z0)
+
+    prog = cache.get_or_build(
+        (*pr.structure_key, "fixed-start"), lambda: cache.jit(run, hoist=pr.constants, name="fixed_start")
+    )
+    return prog(z0, problem.data)
 
 
 def check_init(init: dict, problem) -> dict:

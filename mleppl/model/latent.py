@@ -74,6 +74,7 @@ __all__ = [
     "with_unit_groups",
     "inner_mode",
     "conditional",
+    "fixed_part_negloglik",
 ]
 
 DENSE_MAX = 2000
@@ -278,6 +279,14 @@ def _all_terms(problem, z, v, data) -> dict:
         out["~lp:" + site.name] = npa.site_log_prob(tr, site.name)
         out["~jac:" + site.name] = jnp.asarray(site.transform.log_abs_det_jacobian(u, site.transform(u)))
     return out
+
+
+def fixed_part_negloglik(problem, z, data):
+    """−log p(y | θ(z), u = u(0)): the observed terms with the random effects at the origin of
+    their unconstrained space (zero for real-valued effects), their densities left out; the
+    objective of the fixed-part start (a GLM fit, as lme4's glmer starts from one)."""
+    terms = _all_terms(problem, z, jnp.zeros(problem.random.size), data)
+    return -sum(jnp.sum(t) for name, t in terms.items() if not name.startswith("~"))
 
 
 def _group_terms(problem, z, v, data):

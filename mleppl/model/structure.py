@@ -50,7 +50,7 @@ each path costs).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -61,39 +61,67 @@ from ..core.blocks import block_inv_diag, block_logdet, block_solve
 __all__ = ["Dense", "BlockDiagonal", "Sparse", "Factor", "sparse_pattern"]
 
 
-def _lu_logdet(h):
-    lu, piv = jax.scipy.linalg.lu_factor(h)
+class DenseFactor(NamedTuple):
+    """A symmetric matrix with its LU factors (computed once, outside differentiation: the
+    derivatives below are written in the matrix and its inverse, never through the factors)."""
+
+    s: jax.Array
+    lu: jax.Array
+    piv: jax.Array
+
+
+def dense_factor(s) -> DenseFactor:
+    lu, piv = jax.lax.stop_gradient(jax.scipy.linalg.lu_factor(s))
+    return DenseFactor(s, lu, piv)
+
+
+def dense_solve(fac: DenseFactor, g):
+    """s⁻¹ g, differentiated through the matrix product only (as ``jnp.linalg.solve``)."""
+
+    def solve(_, b):
+        return jax.scipy.linalg.lu_solve((fac.lu, fac.piv), b)
+
+    return jax.lax.custom_linear_solve(lambda x: fac.s @ x, g, solve, symmetric=True)
+
+
+@jax.custom_jvp
+def _inverse(s, lu, piv):
+    """s⁻¹ of a symmetric matrix from its LU factors, differentiated as −s⁻¹ ds s⁻¹ (two
+    matrix products per tangent, where JAX's rule for LU solves triangular systems with
+    matrix right-hand sides and factors again)."""
+    return jax.scipy.linalg.lu_solve((lu, piv), jnp.eye(s.shape[-1], dtype=s.dtype))
+
+
+@_inverse.defjvp
+def _inverse_jvp(primals, tangents):
+    s, lu, piv = primals
+    ds = tangents[0]
+    si = _inverse(s, lu, piv)
+    return si, -si @ ds @ si
+
+
+@jax.custom_jvp
+def _logdet(s, lu, piv):
+    """log det of a symmetric matrix from its LU factors (NaN unless the determinant is
+    positive); its derivative tr(s⁻¹ ds) is one elementwise product with the inverse."""
     d = jnp.diagonal(lu)
     swaps = jnp.sum(piv != jnp.arange(piv.size, dtype=piv.dtype))
     negative = (jnp.sum(d < 0) + swaps) % 2 == 1
     return jnp.where(negative | jnp.any(d == 0), jnp.nan, jnp.sum(jnp.log(jnp.abs(d))))
 
 
-@jax.custom_jvp
-def _inverse(h):
-    """h⁻¹ of a symmetric matrix, differentiated as −h⁻¹ dh h⁻¹ (two matrix products per
-    tangent, where JAX's rule for LU solves triangular systems with matrix right-hand sides)."""
-    return jax.scipy.linalg.lu_solve(jax.scipy.linalg.lu_factor(h), jnp.eye(h.shape[-1], dtype=h.dtype))
+@_logdet.defjvp
+def _logdet_jvp(primals, tangents):
+    s, lu, piv = primals
+    return _logdet(s, lu, piv), jnp.sum(_inverse(s, lu, piv) * tangents[0])
 
 
-@_inverse.defjvp
-def _inverse_jvp(primals, tangents):
-    (h,), (dh,) = primals, tangents
-    hi = _inverse(h)
-    return hi, -hi @ dh @ hi
+def dense_logdet(fac: DenseFactor):
+    return _logdet(fac.s, fac.lu, fac.piv)
 
 
-@jax.custom_jvp
-def _slogdet(h):
-    """log det of a symmetric matrix (NaN unless its determinant is positive), by LU; its
-    derivative tr(h⁻¹ dh) is one elementwise product with the inverse."""
-    return _lu_logdet(h)
-
-
-@_slogdet.defjvp
-def _slogdet_jvp(primals, tangents):
-    (h,), (dh,) = primals, tangents
-    return _slogdet(h), jnp.sum(_inverse(h) * dh)
+def dense_inverse(fac: DenseFactor):
+    return _inverse(fac.s, fac.lu, fac.piv)
 
 
 # --------------------------------------------------------------------------- dense
@@ -119,16 +147,16 @@ class Dense(NamedTuple):
         return h @ x
 
     def factor(self, h):
-        return h
+        return dense_factor(h)
 
     def solve(self, fac, g):
-        return jnp.linalg.solve(fac, g)
+        return dense_solve(fac, g)
 
     def logdet(self, fac):
-        return _slogdet(fac)
+        return dense_logdet(fac)
 
     def inv_diag(self, fac):
-        return jnp.diag(_inverse(fac))
+        return jnp.diag(dense_inverse(fac))
 
 
 # --------------------------------------------------------------------------- block-diagonal
@@ -238,7 +266,7 @@ class SparseFactorization(NamedTuple):
     a: jax.Array  # (G1, q1, q1) blocks of the eliminated factor
     w: jax.Array  # (nnz, q1): A⁻¹B by cell
     bv: jax.Array  # (nnz, q1): B by cell
-    s: jax.Array  # Schur complement: (m, m) dense or (G2, q2, q2) blocks
+    s: Any  # Schur complement: DenseFactor of (m, m), or (G2, q2, q2) blocks
 
 
 class Sparse(NamedTuple):
@@ -379,20 +407,22 @@ class Sparse(NamedTuple):
         if self.pairs:
             e1, e2, target = (jnp.asarray(p) for p in self.pairs)
             prod = jnp.sum(bv[e1] * w[e2], axis=1)
-            s = c - self._rest_matrix(jax.ops.segment_sum(prod, target, num_segments=self.rest_storage))
+            s = c - self._rest_matrix(
+                jax.ops.segment_sum(prod, target, num_segments=self.rest_storage, indices_are_sorted=True)
+            )
         else:  # one dense product Bᵀ(A⁻¹B) over (G1·q1) × m
             rows = (ba[:, None] * self.q1 + jnp.arange(self.q1)[None, :]).reshape(-1)
             cols = jnp.repeat(br, self.q1)
             bd = jnp.zeros((self.g1 * self.q1, self.m)).at[rows, cols].add(bv.reshape(-1))
             wd = jnp.zeros((self.g1 * self.q1, self.m)).at[rows, cols].add(w.reshape(-1))
             s = c - bd.T @ wd
-        return SparseFactorization(a, w, bv, s)
+        return SparseFactorization(a, w, bv, s if self.rest_block else dense_factor(s))
 
     def _rest_solve(self, s, g2):
         if self.rest_block:
             k = self.rest_block
             return block_solve(s, g2.reshape(-1, k)).reshape(-1)
-        return jnp.linalg.solve(s, g2)
+        return dense_solve(s, g2)
 
     def solve(self, fac: SparseFactorization, g):
         g1, g2 = self._split(g)
@@ -402,7 +432,7 @@ class Sparse(NamedTuple):
         return self._join(x1, x2)
 
     def logdet(self, fac: SparseFactorization):
-        rest = jnp.sum(block_logdet(fac.s)) if self.rest_block else _slogdet(fac.s)
+        rest = jnp.sum(block_logdet(fac.s)) if self.rest_block else dense_logdet(fac.s)
         return jnp.sum(block_logdet(fac.a)) + rest
 
     def inv_diag(self, fac: SparseFactorization):
@@ -422,7 +452,7 @@ class Sparse(NamedTuple):
             else:
                 raise AssertionError("nested Schur complement is always summed over pairs")
         else:
-            sinv = _inverse(fac.s)
+            sinv = dense_inverse(fac.s)
             d2 = jnp.diag(sinv)
             if self.pairs:
                 e1, e2, _ = (jnp.asarray(p) for p in self.pairs)
@@ -526,6 +556,9 @@ def sparse_pattern(factors: list[Factor], levels: np.ndarray, size: int) -> Spar
         c_ids = np.where(ok, rpos[:, :, None] * m + rpos[:, None, :], m * m)
         dense_flops = f1.levels * q1 * m * m
         pairs = (e1, e2, br[e1] * m + br[e2]) if e1.size * PAIR_COST <= dense_flops else ()
+    if pairs:  # by target: the scatter of the Schur update then runs over sorted indices
+        by = np.argsort(pairs[2], kind="stable")
+        pairs = tuple(p[by] for p in pairs)
     return Sparse(
         size=size,
         names=tuple(factors[f].name for f in order),
