@@ -447,7 +447,8 @@ def test_dense_path_refuses_a_fit_larger_than_memory(monkeypatch):
         with numpyro.plate("B", B):
             w = numpyro.sample("w", dist.Normal(0, sb))
         with numpyro.plate("n", n):
-            numpyro.sample("y", dist.Bernoulli(logits=mu + u[a] + w[b]), obs=y)
+            # each observation touches two levels of u: no sparse structure, the dense path
+            numpyro.sample("y", dist.Bernoulli(logits=mu + u[a] + 0.5 * u[(a + 1) % A] + w[b]), obs=y)
 
     from mleppl.model.latent import dense_memory
 
