@@ -529,33 +529,45 @@ def sparse_pattern(factors: list[Factor], levels: np.ndarray, size: int) -> Spar
     a_ids = np.where(has1, lev1, f1.levels).astype(np.int64)
     # the Schur complement's pattern: C's cells and those of Bᵀ A⁻¹ B (pairs sharing a level)
     counts = np.bincount(ba, minlength=f1.levels)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rep = counts[ba]
-    e1 = np.repeat(np.arange(nnz), rep)
-    offs = np.arange(e1.size) - np.repeat(np.cumsum(rep) - rep, rep)
-    e2 = starts[ba[e1]] + offs
+    n_pairs = int(np.sum(counts.astype(np.int64) ** 2))
+    dense_cells = f1.levels * q1 * m
+
+    def level_pairs():
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        rep = counts[ba]
+        e1 = np.repeat(np.arange(nnz), rep)
+        offs = np.arange(e1.size) - np.repeat(np.cumsum(rep) - rep, rep)
+        return e1, starts[ba[e1]] + offs
+
+    ok = (rpos[:, :, None] >= 0) & (rpos[:, None, :] >= 0)
     rest_block = 0
     if len(rest_f) == 1:
         kb = rest_f[0].positions
-        same_c = (
-            (rpos[:, :, None] // kb == rpos[:, None, :] // kb)
-            | (rpos[:, :, None] < 0)
-            | (rpos[:, None, :] < 0)
-        )
-        if np.all(br[e1] // kb == br[e2] // kb) and np.all(same_c):
+        same_c = (rpos[:, :, None] // kb == rpos[:, None, :] // kb) | ~ok
+        # nested: every level of the eliminated factor meets one level of the other
+        blocks_per_level = np.zeros(f1.levels, dtype=np.int64)
+        if nnz:
+            first_block = np.full(f1.levels, -1, dtype=np.int64)
+            first_block[ba[::-1]] = (br // kb)[::-1]
+            blocks_per_level = np.bincount(ba[(br // kb) != first_block[ba]], minlength=f1.levels)
+        if not np.any(blocks_per_level) and np.all(same_c):
             rest_block = kb
     if rest_block:
         kb = rest_block
+        e1, e2 = level_pairs()
         target = (br[e1] // kb) * kb * kb + (br[e1] % kb) * kb + (br[e2] % kb)
-        ok = (rpos[:, :, None] >= 0) & (rpos[:, None, :] >= 0)
         c_flat = (rpos[:, :, None] // kb) * kb * kb + (rpos[:, :, None] % kb) * kb + (rpos[:, None, :] % kb)
         c_ids = np.where(ok, c_flat, m * kb)
         pairs = (e1, e2, target)
     else:
-        ok = (rpos[:, :, None] >= 0) & (rpos[:, None, :] >= 0)
         c_ids = np.where(ok, rpos[:, :, None] * m + rpos[:, None, :], m * m)
-        dense_flops = f1.levels * q1 * m * m
-        pairs = (e1, e2, br[e1] * m + br[e2]) if e1.size * PAIR_COST <= dense_flops else ()
+        # the pairs where they are cheaper than the dense product B^T (A^-1 B) and take no more
+        # memory than the dense B (MovieLens-sized: 10^8 pairs, the product instead)
+        if n_pairs * PAIR_COST <= dense_cells * m and n_pairs <= dense_cells:
+            e1, e2 = level_pairs()
+            pairs = (e1, e2, br[e1] * m + br[e2])
+        else:
+            pairs = ()
     if pairs:  # by target: the scatter of the Schur update then runs over sorted indices
         by = np.argsort(pairs[2], kind="stable")
         pairs = tuple(p[by] for p in pairs)
