@@ -409,3 +409,13 @@ def test_large_marginal_fits_start_from_the_fixed_part(crossed_fit, monkeypatch)
     res = fit_mle(crossed_lmm, d["x"], d["a"], d["b"], y=d["y"], random=["u_a", "u_b"])
     assert res.converged and abs(res.loglik - crossed_fit.loglik) < 1e-9
     assert np.max(np.abs(res.z - crossed_fit.z)) < 1e-6
+
+
+def test_predictions_at_levels_the_fit_never_saw_are_refused(crossed_fit):
+    # index 35 of a 30-level plate: JAX would clamp it to level 29 and predict silently
+    with pytest.raises(
+        ValueError, match=r"predictive: argument 'a': expected index values in 0\.\.29.*level='population'"
+    ):
+        crossed_fit.predictive(
+            0, np.array([0.1]), np.array([35]), np.array([3]), num_samples=10, level="group"
+        )

@@ -25,7 +25,15 @@ from ..core.x64 import float64
 from . import latent
 from .inputs import ArgSpec, Inputs, constant_arrays, has_pandas, split_inputs, text_only
 
-__all__ = ["Problem", "bind", "negloglik", "NegLogLik", "nonfinite_args", "random_effect_like"]
+__all__ = [
+    "Problem",
+    "bind",
+    "check_new_data",
+    "negloglik",
+    "NegLogLik",
+    "nonfinite_args",
+    "random_effect_like",
+]
 
 
 class Problem(NamedTuple):
@@ -396,6 +404,23 @@ def check_indices(labels, leaves, uses) -> None:
             f"size {size} in the model), got values from {lo} to {hi}; {hint}. Out-of-range indices "
             "are clamped silently by JAX, so the fit would not be the model you wrote"
         )
+
+
+def check_new_data(model, args, kwargs, rng_key) -> None:
+    """New data for a fitted model (predictions): the arguments used as indices must lie in the
+    axes they index, as at bind time (see :func:`check_indices`); anything the probe cannot
+    read is left to the model's own errors."""
+    try:
+        inputs = split_inputs(model, args, kwargs)
+    except TypeError:
+        return
+    if not inputs.leaves:
+        return
+    try:
+        _, uses = npa.abstract_probe(model, inputs.spec.rebuild, inputs.leaves, {}, rng_key)
+    except Exception:  # noqa: BLE001 - the probe is a check, never a new failure
+        return
+    check_indices(inputs.labels, inputs.leaves, uses)
 
 
 def _constants_trace(model, args, kwargs, rng_key, init, reason: str) -> tuple[Inputs, dict]:

@@ -26,6 +26,7 @@ from ..core import cache
 from ..core.options import positive_int
 from ..core.x64 import float64
 from ..model.inputs import as_rng_key
+from ..model.problem import check_new_data
 
 __all__ = ["DrawSet", "draw_z", "evaluate_draws", "predictive", "check_num_samples"]
 
@@ -227,6 +228,18 @@ def predictive(
         return {**d.replicates, **d.deterministic}
     layout = problem.layout
     model = problem.require_model()
+    # JAX clamps an index past an axis to its last entry: new data must index fitted levels (a
+    # new level of a random effect is level="population", at any fitted index)
+    try:
+        check_new_data(model, args, model_kwargs, k_y)
+    except ValueError as e:
+        hint = (
+            "; a new level of a random effect has no conditional mode: predict it with "
+            "level='population' (its effect drawn from the fitted distribution)"
+            if problem.random is not None
+            else ""
+        )
+        raise ValueError(f"predictive: {e}{hint}") from None
     if uncertainty:
         samples = jax.vmap(layout.constrain)(jnp.asarray(z))
         samples.update({k: jnp.broadcast_to(jnp.asarray(v), (s, *np.shape(v))) for k, v in fixed.items()})
