@@ -400,9 +400,15 @@ class Sparse(NamedTuple):
         y2 = self._bt_mv(bv, x1) + self._rest_mv(c, x2)
         return self._join(y1, y2)
 
+    def _dense_cells(self, x):
+        """Values by B cell (nnz, q1) as the dense (G1·q1, m) matrix."""
+        rows = (jnp.asarray(self.ba)[:, None] * self.q1 + jnp.arange(self.q1)[None, :]).reshape(-1)
+        cols = jnp.repeat(jnp.asarray(self.br), self.q1)
+        return jnp.zeros((self.g1 * self.q1, self.m)).at[rows, cols].add(x.reshape(-1))
+
     def factor(self, h) -> SparseFactorization:
         a, bv, c = h
-        ba, br = jnp.asarray(self.ba), jnp.asarray(self.br)
+        ba = jnp.asarray(self.ba)
         w = block_solve(a[ba], bv)  # (nnz, q1): A⁻¹B cell by cell
         if self.pairs:
             e1, e2, target = (jnp.asarray(p) for p in self.pairs)
@@ -411,11 +417,7 @@ class Sparse(NamedTuple):
                 jax.ops.segment_sum(prod, target, num_segments=self.rest_storage, indices_are_sorted=True)
             )
         else:  # one dense product Bᵀ(A⁻¹B) over (G1·q1) × m
-            rows = (ba[:, None] * self.q1 + jnp.arange(self.q1)[None, :]).reshape(-1)
-            cols = jnp.repeat(br, self.q1)
-            bd = jnp.zeros((self.g1 * self.q1, self.m)).at[rows, cols].add(bv.reshape(-1))
-            wd = jnp.zeros((self.g1 * self.q1, self.m)).at[rows, cols].add(w.reshape(-1))
-            s = c - bd.T @ wd
+            s = c - self._dense_cells(bv).T @ self._dense_cells(w)
         return SparseFactorization(a, w, bv, s if self.rest_block else dense_factor(s))
 
     def _rest_solve(self, s, g2):
@@ -443,14 +445,9 @@ class Sparse(NamedTuple):
             sinv = jnp.linalg.inv(fac.s) if k > 1 else 1.0 / fac.s  # (G2, k, k) blocks
             d2 = jnp.diagonal(sinv, axis1=-2, axis2=-1).reshape(-1)
             # W S⁻¹ Wᵀ within a level: its cells lie in one block of S each
-            blk = br // k
-            pos = br % k
-            if self.pairs:
-                e1, e2, _ = (jnp.asarray(p) for p in self.pairs)
-                same = blk[e1] == blk[e2]
-                val = sinv[blk[e1], pos[e1], pos[e2]] * same
-            else:
-                raise AssertionError("nested Schur complement is always summed over pairs")
+            # (a nested complement is always summed over pairs, and a pair lies in one block)
+            e1, e2, _ = (jnp.asarray(p) for p in self.pairs)
+            val = sinv[br[e1] // k, br[e1] % k, br[e2] % k]
         else:
             sinv = dense_inverse(fac.s)
             d2 = jnp.diag(sinv)
@@ -458,17 +455,16 @@ class Sparse(NamedTuple):
                 e1, e2, _ = (jnp.asarray(p) for p in self.pairs)
                 val = sinv[br[e1], br[e2]]
             else:
-                rows = (ba[:, None] * self.q1 + jnp.arange(self.q1)[None, :]).reshape(-1)
-                cols = jnp.repeat(br, self.q1)
-                wd = jnp.zeros((self.g1 * self.q1, self.m)).at[rows, cols].add(fac.w.reshape(-1))
+                wd = self._dense_cells(fac.w)
                 d1 = jnp.sum((wd @ sinv) * wd, axis=1).reshape(self.g1, self.q1)
                 return self._join(block_inv_diag(fac.a) + d1, d2)
         contrib = jax.ops.segment_sum(fac.w[e1] * fac.w[e2] * val[:, None], ba[e1], num_segments=self.g1)
         return self._join(block_inv_diag(fac.a) + contrib, d2)
 
 
-# Pairs of B cells beyond this many times the dense product's flops / 300 go to the product
-# (a scatter-add of one pair costs about as much as 300 multiply-adds of a dense product here).
+# The Schur update is summed over pairs of B cells while pairs · PAIR_COST ≤ the dense product's
+# multiply-adds: one pair's scatter-add costs about as much as 300 of them on this CPU (1.8·10⁶
+# pairs in 11 ms against 3.8·10⁹ multiply-adds in 90 ms, measured).
 PAIR_COST = 300.0
 
 
