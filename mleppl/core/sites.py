@@ -146,10 +146,12 @@ class Layout(NamedTuple):
 
     def unconstrain(self, values: dict) -> jax.Array:
         """Dict of constrained site values -> flat unconstrained vector."""
-        parts = [
-            jnp.ravel(s.transform.inv(jnp.asarray(values[s.name], dtype=jnp.float64))) for s in self.sites
-        ]
-        return jnp.concatenate(parts) if parts else jnp.zeros((0,))
+        transforms = tuple(s.transform for s in self.sites)
+        vals = tuple(jnp.asarray(values[s.name], dtype=jnp.float64) for s in self.sites)
+        try:  # one compiled program, not one per eager operation of each inverse bijection
+            return _unconstrain_program(transforms, vals)
+        except Exception:  # noqa: BLE001 - transforms that are not pytrees: eagerly
+            return _unconstrain(transforms, vals)
 
     def flatten(self, values: dict) -> jax.Array:
         """Dict of constrained values -> flat constrained vector (param_names order)."""
@@ -172,3 +174,11 @@ class Layout(NamedTuple):
     def split(self, flat: np.ndarray, *, batch: int = 0) -> dict[str, np.ndarray]:
         """Flat constrained vector(s) -> dict of constrained site values (NumPy)."""
         return split_flat(self.shapes, flat, batch=batch)
+
+
+def _unconstrain(transforms, values) -> jax.Array:
+    parts = [jnp.ravel(t.inv(v)) for t, v in zip(transforms, values)]
+    return jnp.concatenate(parts) if parts else jnp.zeros((0,))
+
+
+_unconstrain_program = jax.jit(_unconstrain)
