@@ -168,6 +168,12 @@ class MLEResult(FitRecord):
         >>> res.cov_type, res.se["b"].shape
         ('hc0', (2,))
         """
+        if self.reml and kind != "oim":
+            raise ValueError(
+                f"with_cov: expected kind='oim' for a REML fit, got {kind!r}: the restricted "
+                "likelihood is not a sum over observations, so its sandwich is not defined "
+                "(glmmTMB refuses it too); refit by ML (without reml=) for robust standard errors"
+            )
         rc = robust_cov(self, kind, groups=groups)  # validates kind and groups
         self._warn_if_flagged("with_cov")
         return dataclasses.replace(
@@ -283,14 +289,16 @@ class MLEResult(FitRecord):
     # ----------------------------------------------------------- display
     def __repr__(self) -> str:
         status = "converged" if self.converged else "NOT converged"
+        kind = f"REML ({', '.join(self.reml)}) " if self.reml else ""
         return (
-            f"<MLEResult {status}: loglik={self.loglik:.6g}, n_params={self.n_params}, "
+            f"<MLEResult {kind}{status}: loglik={self.loglik:.6g}, n_params={self.n_params}, "
             f"nobs={self.nobs}, method={self.method!r}, cov_type={self.cov_type!r}>"
         )
 
     def __str__(self) -> str:
         head = (
-            f"Maximum-likelihood fit ({'converged' if self.converged else 'NOT converged: ' + self.message})\n"
+            f"{'REML fit (restricted log-likelihood)' if self.reml else 'Maximum-likelihood fit'} "
+            f"({'converged' if self.converged else 'NOT converged: ' + self.message})\n"
             f"  log-likelihood {self.loglik:.6f}   nobs {self.nobs}   parameters {self.n_params}\n"
             f"  AIC {self.aic:.4f}   BIC {self.bic:.4f}   covariance {self.cov_type}\n"
         )

@@ -159,6 +159,18 @@ class FitRecord:
         ``batches`` (``(plate, size, subsample_size)`` per subsampled plate) and
         ``history`` (rows ``step, mean minibatch loss, full-data NLL, λ`` per window).
         None for the exact methods.
+    reml : tuple of str
+        For a REML fit (``reml=``): the fixed-effect sites integrated out under a flat
+        density; empty for a maximum-likelihood fit.
+    restricted_cov : ndarray
+        For a REML fit: the covariance of those sites' entries from the joint precision
+        (glmmTMB's ``vcov`` of a REML fit, TMB's ``sdreport``): the block of the inverse
+        Hessian of (random effects, fixed effects) given the variance parameters, plus
+        J Σ_z Jᵀ with J = ∂b̂/∂z (their uncertainty carried through). ``res.se`` of the sites is its diagonal's root.
+    restricted_cov_given : ndarray
+        The first part alone, given the variance parameters: lme4's ``vcov``
+        (σ² (XᵀV⁻¹X)⁻¹ for an LMM; equal to the above where the
+        estimate does not move with the variance parameters, e.g. balanced designs).
     """
 
     params: Mapping[str, np.ndarray]
@@ -190,27 +202,39 @@ class FitRecord:
     random_modes: Mapping[str, np.ndarray] = dataclasses.field(default_factory=lambda: FrozenDict())
     random_sd: Mapping[str, np.ndarray] = dataclasses.field(default_factory=lambda: FrozenDict())
     svi: Mapping[str, Any] | None = None
+    # REML (reml=): the fixed-effect sites integrated out with a flat density; their estimates
+    # and standard errors are in params/se, their covariance (flat, site order) here
+    reml: tuple = ()
+    restricted_cov: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
+    restricted_cov_given: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def aic(self) -> float:
         """Akaike information criterion, ``2k − 2 log L``."""
-        return 2.0 * self.n_params - 2.0 * self.loglik
+        return 2.0 * self.df_model - 2.0 * self.loglik
+
+    @property
+    def df_model(self) -> int:
+        """Parameters counted by the information criteria: the optimized ones, plus the
+        fixed effects of a REML fit (lme4's ``attr(logLik(fit), "df")``)."""
+        return self.n_params + sum(int(np.size(self.params[n])) for n in self.reml)
 
     @property
     def bic(self) -> float:
         """Bayesian information criterion, ``k log n − 2 log L``."""
-        return self.n_params * math.log(self.nobs) - 2.0 * self.loglik
+        return self.df_model * math.log(self.nobs) - 2.0 * self.loglik
 
     @property
     def aicc(self) -> float:
         """AIC with the small-sample correction ``2k(k+1)/(n−k−1)`` (inf if n ≤ k+1)."""
-        k, n = self.n_params, self.nobs
+        k, n = self.df_model, self.nobs
         return self.aic + (2.0 * k * (k + 1) / (n - k - 1) if n - k - 1 > 0 else math.inf)
 
     @property
     def estimate(self) -> np.ndarray:
         """The flat constrained estimate, ordered as ``param_names``."""
-        return np.concatenate([np.ravel(v) for v in self.params.values()]) if self.params else np.zeros(0)
+        vals = [np.ravel(v) for k, v in self.params.items() if k not in self.reml]
+        return np.concatenate(vals) if vals else np.zeros(0)
 
     @property
     def bse(self) -> np.ndarray:

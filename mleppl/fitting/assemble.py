@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core import cache
 from ..core.records import InverseInformation, frozen_array, frozen_dict, mask_cov
-from ..core.sites import split_flat
+from ..core.sites import Layout, split_flat
 from ..core.status import Status, succeeded
 from ..core.warnings import (
     BoundaryWarning,
@@ -214,9 +214,11 @@ def assemble(problem, method: str, opt, theta, jac, det, jac_det, optima=None, i
     cov = mask_cov(delta_cov(jac_face, inv), _at_boundary(np.asarray(jac), edge, problem.layout))
     det_vals, det_se = _deterministic(problem, det, jac_det, inv)
     layout = problem.layout
+    rand = _random_effects(problem, opt.z, inv.cov)
+    restricted = rand.pop("restricted", {})
     return dict(
-        params=frozen_dict(layout.split(np.asarray(theta))),
-        se=frozen_dict(layout.split(np.sqrt(np.diag(cov)))),
+        params=frozen_dict({**layout.split(np.asarray(theta)), **restricted.get("params", {})}),
+        se=frozen_dict({**layout.split(np.sqrt(np.diag(cov))), **restricted.get("se", {})}),
         cov=frozen_array(cov),
         param_names=list(layout.param_names),
         loglik=float(-opt.value),
@@ -240,11 +242,14 @@ def assemble(problem, method: str, opt, theta, jac, det, jac_det, optima=None, i
         issues=tuple(issues),
         optima=optima,
         problem=problem,
-        **_random_effects(problem, opt.z),
+        reml=tuple(restricted.get("params", {})),
+        restricted_cov=frozen_array(restricted.get("cov", np.zeros((0, 0)))),
+        restricted_cov_given=frozen_array(restricted.get("cov_given", np.zeros((0, 0)))),
+        **rand,
     )
 
 
-def _random_effects(problem, z) -> dict:
+def _random_effects(problem, z, cov_z=None) -> dict:
     """Conditional modes and SDs of the integrated sites at the estimate."""
     if problem.random is None:
         return {}
@@ -257,9 +262,26 @@ def _random_effects(problem, z) -> dict:
             lambda zz, data: latent.conditional(pr, zz, data), hoist=pr.constants, name="conditional"
         ),
     )
-    theta, sd = jax.device_get(prog(z, problem.data))
+    theta, sd, cov, jac = jax.device_get(prog(z, problem.data))
     layout = problem.random.layout
-    return {
-        "random_modes": frozen_dict(layout.split(np.asarray(theta))),
-        "random_sd": frozen_dict(layout.split(np.asarray(sd))),
+    modes, sds = layout.split(np.asarray(theta)), layout.split(np.asarray(sd))
+    names = problem.random.restricted
+    out = {
+        "random_modes": frozen_dict({k: v for k, v in modes.items() if k not in names}),
+        "random_sd": frozen_dict({k: v for k, v in sds.items() if k not in names}),
     }
+    if names:  # REML's fixed effects: estimates and the joint precision's covariance
+        given = np.asarray(cov)  # given the variance parameters: lme4's vcov
+        jac = np.asarray(jac)
+        # the joint precision's (TMB's sdreport): their uncertainty through the variance
+        # parameters added, J Σ_z Jᵀ (0 where the estimate does not move with them, e.g. a
+        # balanced LMM, where both equal lme4's vcov)
+        full = given + jac @ np.asarray(cov_z) @ jac.T if cov_z is not None else given
+        split = [s for s in layout.sites if s.name in names]
+        out["restricted"] = {
+            "params": {s.name: modes[s.name] for s in split},
+            "se": Layout(tuple(split)).split(np.sqrt(np.diag(full))),
+            "cov": full,
+            "cov_given": given,
+        }
+    return out

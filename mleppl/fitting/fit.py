@@ -65,6 +65,7 @@ def fit_mle(
     nagq: int = 1,
     coords: dict | None = None,
     svi_options: dict | None = None,
+    reml=None,
     **kwargs,
 ) -> MLEResult:
     r"""Maximum-likelihood fit of an unmodified NumPyro model.
@@ -117,6 +118,15 @@ def fit_mle(
     nagq : int
         Quadrature points per group for one scalar random effect per group
         (lme4's ``nAGQ``); 1 means Laplace.
+    reml : list of str, optional
+        Fixed-effect sites (location parameters on all of R) integrated out under a flat
+        density together with ``random``: the restricted (REML) likelihood, lme4's and
+        statsmodels' default for linear mixed models and glmmTMB's ``REML=TRUE``. Exact for
+        Gaussian models, the Laplace approximation otherwise. ``res.loglik`` is then the
+        restricted log-likelihood on lme4's scale; ``res.params``/``res.se`` of these sites are
+        their conditional estimates at the REML variance parameters with standard errors from
+        the joint precision (lme4's ``vcov``). Defined without ``random`` too (a linear model:
+        the residual variance with divisor n − p). See the REML guide.
     svi_options : dict, optional
         For ``method="svi"``: ``num_steps`` (SVI step budget, 5000),
         ``learning_rate`` (peak Adam step size on the unconstrained scale, 0.02),
@@ -193,10 +203,11 @@ def fit_mle(
     opts = _check_options(method, max_steps, tol, init, n_starts)
     method, max_steps, tol, n_starts = opts
     random = _check_random(random, nagq)
+    reml = _check_reml(reml, random, nagq, method)
     svi_opts = check_svi_options(svi_options)
     with single_threaded_blas():
         key = as_rng_key(rng_key)
-        problem = _bind(model, args, kwargs, key, init or {}, random=random, nagq=nagq)
+        problem = _bind(model, args, kwargs, key, init or {}, random=random, nagq=nagq, reml=reml)
         problem = _with_coords(problem, coords)
         _warn_random_like(problem, key)
         init = check_init(init or {}, problem)
@@ -264,6 +275,10 @@ def _with_coords(problem, coords):
     if not isinstance(coords, dict):
         raise TypeError(f"coords: expected a dict of site name -> labels, got {type(coords).__name__}")
     shapes = {s.name: s.shape for s in problem.sites.free}
+    if problem.random is not None:  # REML's fixed effects are labelled too
+        shapes.update(
+            {s.name: s.shape for s in problem.random.layout.sites if s.name in problem.random.restricted}
+        )
     out = []
     for name, labels in coords.items():
         if name not in shapes:
@@ -294,6 +309,30 @@ def _check_random(random, nagq) -> tuple:
     if nagq > 1 and not random:
         raise ValueError(f"nagq={nagq}: expected random=[...] naming the random effect to integrate out")
     return tuple(random)
+
+
+def _check_reml(reml, random: tuple, nagq: int, method: str) -> tuple:
+    """``reml=``: names of fixed-effect sites, none of them also in ``random``."""
+    if reml is None or reml is False:
+        return ()
+    if isinstance(reml, str):
+        reml = (reml,)
+    if reml is True or not all(isinstance(r, str) for r in reml) or not len(reml):
+        raise TypeError(
+            f"reml: expected a list of the fixed-effect site names to integrate out (e.g. reml=['b']), "
+            f"got {reml!r}"
+        )
+    both = sorted(set(reml) & set(random))
+    if both:
+        raise ValueError(f"reml: expected sites not also in random=, got {both} in both")
+    if nagq > 1:
+        raise ValueError(
+            f"nagq={nagq}: expected nagq=1 with reml= (the fixed effects are integrated by the "
+            "Laplace approximation, exact for Gaussian models; quadrature over them is not offered)"
+        )
+    if method == "svi":
+        raise ValueError("reml: expected an exact method (not method='svi'): REML integrates every row")
+    return tuple(dict.fromkeys(reml))
 
 
 def _warn_random_like(problem, key) -> None:
@@ -386,7 +425,12 @@ def _single_start(problem, init, key, meth, steps, tol, scale, quick: bool = Fal
     prog = fit_program(fitp, meth, steps, tol)
     fast = fit_program(fitp, "fast", None, tol) if quick else None
     full_init = len(init) == len(problem.sites.free)
-    fixed_start = problem.random is not None and not init and problem.nobs >= FIXED_START_ROWS
+    fixed_start = (
+        problem.random is not None
+        and not problem.random.restricted  # at u = 0 and b = 0 the fixed part is no start
+        and not init
+        and problem.nobs >= FIXED_START_ROWS
+    )
     for attempt in range(MAX_INIT_ATTEMPTS):
         z0 = start(problem, init, key, attempt)
         if attempt == 0 and fixed_start:

@@ -90,6 +90,9 @@ class RandomSpec(NamedTuple):
     nagq: int
     obs_groups: tuple = ()  # (term, group of each element): observed sites and random-site densities
     units: bool = False  # obs_groups checked to cover every term (groups usable as units)
+    # the integrated sites that carry a flat density (REML's fixed effects, reml=): the rest of
+    # the layout are random effects; the objective is then the restricted log-likelihood
+    restricted: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -337,7 +340,8 @@ def group_loglik(problem, z, data):
 
 
 def conditional(problem, z, data):
-    """Conditional modes (constrained) and conditional SDs of the random effects at z.
+    """Conditional modes (constrained) and conditional SDs of the random effects at z; for
+    REML's fixed effects also their conditional covariance and ∂(estimate)/∂z.
 
     The SDs are :math:`\\sqrt{\\operatorname{diag} H^{-1}}` mapped to the constrained scale by
     the delta method: lme4's ``condVar`` (conditional on the estimate; glmmTMB's ``condVar`` adds the
@@ -345,14 +349,31 @@ def conditional(problem, z, data):
     """
     spec = problem.random
     v = inner_mode(problem, z, data)
-    var_v = spec.structure.inv_diag(factored_hessian(problem, z, v, data))
+    fac = factored_hessian(problem, z, v, data)
+    var_v = spec.structure.inv_diag(fac)
     rs = spec.layout
     jac_diag = (
         jnp.diag(jax.jacfwd(rs.theta)(v)) if rs.size == sum(math.prod(s.shape) for s in rs.sites) else None
     )
     theta = rs.theta(v)
     sd = jnp.sqrt(var_v) * (jnp.abs(jac_diag) if jac_diag is not None else 1.0)
-    return theta, sd
+    idx = restricted_coords(spec)
+    if idx.size:  # REML's fixed effects: their block of H⁻¹ (identity bijections: v = θ there)
+        unit = jnp.zeros((idx.size, rs.size)).at[jnp.arange(idx.size), idx].set(1.0)
+        cov = jax.vmap(lambda e: spec.structure.solve(fac, e))(unit)[:, idx]
+        cov = 0.5 * (cov + cov.T)
+        # and how their conditional estimate moves with the variance parameters (the implicit
+        # derivative of the inner mode), for the covariance that carries their uncertainty
+        jac = jax.jacfwd(lambda zz: inner_mode(problem, zz, data))(z)[idx]
+    else:
+        cov, jac = jnp.zeros((0, 0)), jnp.zeros((0, z.shape[0]))
+    return theta, sd, cov, jac
+
+
+def restricted_coords(spec) -> np.ndarray:
+    """Coordinates of ``spec.layout`` that belong to the restricted (REML) sites."""
+    out = [np.arange(b.z.start, b.z.stop) for b in spec.layout.blocks() if b.site.name in spec.restricted]
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
 
 # --------------------------------------------------------------------------- structure at bind time
@@ -642,3 +663,31 @@ def with_unit_groups(problem, z):
             "group-level scores; use kind='oim' (with_cov) or kind='parametric' (bootstrap)"
         )
     return problem._replace(random=spec._replace(obs_groups=groups, units=True))
+
+
+def fixed_design(problem, params: dict, at: dict) -> np.ndarray:
+    """d(mean of every observed site)/d(restricted sites) at ``at`` (the restricted sites'
+    values), the random effects at 0 and the other sites at ``params``: the fixed-effect
+    design of a REML fit (for an LMM its model matrix X; for a GLMM X scaled by row), which
+    decides whether two REML fits have the same fixed effects."""
+    spec = problem.random
+    args, kwargs = problem.rebuild(problem.data)
+    model = problem.prior_free_model
+    names = [n for n in spec.restricted]
+    base = {k: jnp.asarray(v) for k, v in params.items() if k not in names}
+    for s in spec.layout.sites:
+        if s.name not in names:
+            base[s.name] = s.transform(jnp.zeros(s.unconstrained_shape))
+    shapes = [np.shape(at[n]) for n in names]
+    sizes = [math.prod(sh) for sh in shapes]
+    flat0 = jnp.concatenate([jnp.ravel(jnp.asarray(at[n], dtype=jnp.float64)) for n in names])
+
+    def means(flat):
+        parts, i = {}, 0
+        for n, sh, k in zip(names, shapes, sizes):
+            parts[n] = jnp.reshape(flat[i : i + k], sh)
+            i += k
+        tr = npa.trace_with_values(model, args, kwargs, {**base, **parts})
+        return jnp.concatenate([jnp.ravel(tr[o]["fn"].mean) for o in problem.sites.observed])
+
+    return np.asarray(jax.jacfwd(means)(flat0))

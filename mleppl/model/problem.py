@@ -97,6 +97,7 @@ class Problem(NamedTuple):
                 r.nagq,
                 r.structure.key,
                 tuple((n, g.tobytes()) for n, g in r.obs_groups),
+                r.restricted,
             )
         return (
             self.model,
@@ -206,8 +207,12 @@ def bind(
     coords=(),
     random=(),
     nagq: int = 1,
+    reml=(),
 ) -> Problem:
     """Trace the model with its data once, classify and validate its sites.
+
+    ``reml`` names fixed-effect sites integrated out with a flat density together with the
+    ``random`` sites (the restricted likelihood).
 
     ``init`` (constrained values by site) is substituted in this first trace,
     so a model that cannot be evaluated at the default start still binds.
@@ -215,13 +220,14 @@ def bind(
     if not callable(model):
         raise TypeError(f"model: expected a callable NumPyro model, got {type(model).__name__}")
     inputs, tr = _trace_with_data(model, args, kwargs, rng_key, init)
-    sites = npa.classify_sites(tr, random=tuple(random))
+    sites = npa.classify_sites(tr, random=(*random, *reml), restricted=tuple(reml))
     missing = [r for r in random if r not in {s.name for s in sites.random}]
     if missing:
         latent_names = [s.name for s in sites.free if s.kind == "sample"]
         raise ValueError(
             f"random: expected names of latent continuous sample sites {latent_names}, got {missing}"
         )
+    _check_reml(sites, reml)
     if not sites.observed:
         latent = [s.name for s in sites.free]
         raise ValueError(
@@ -287,6 +293,29 @@ def bind(
     return problem
 
 
+def _check_reml(sites, reml) -> None:
+    """REML's sites: latent sample sites on all of R (location parameters: a flat density on
+    them is the restricted likelihood's measure; a scale or a probability has no such role)."""
+    if not reml:
+        return
+    rand = {s.name: s for s in sites.random}
+    candidates = [s.name for s in sites.free if s.kind == "sample"] + [n for n in reml if n in rand]
+    missing = [r for r in reml if r not in rand]
+    if missing:
+        raise ValueError(
+            f"reml: expected names of latent continuous sample sites (fixed effects) {candidates}, "
+            f"got {missing}"
+        )
+    bounded = [
+        r for r in reml if rand[r].bounded or tuple(rand[r].unconstrained_shape) != tuple(rand[r].shape)
+    ]
+    if bounded:
+        raise ValueError(
+            f"reml: expected fixed-effect sites whose support is all of R (location parameters, "
+            f"integrated out under a flat density), got {[(r, str(rand[r].support)) for r in bounded]}"
+        )
+
+
 # Subsampled plates of more rows than this are evaluated in chunks of rows (bounded memory).
 ROW_CHUNK = 8192
 
@@ -301,7 +330,7 @@ def _bind_full(model, args, kwargs, rng_key, tr, **options) -> Problem:
     ``max(subsample_size, ROW_CHUNK)`` rows.
     """
     sub = tuple(npa.subsample_plates(tr))
-    if options.get("random"):
+    if options.get("random") or options.get("reml"):
         raise ValueError(
             f"random: expected a model without subsampled plates, got plate(s) {[s[0] for s in sub]} "
             "with subsample_size (integrating out random effects needs every observation)"
@@ -484,7 +513,7 @@ def _with_random(problem: Problem, tr: dict, nagq: int) -> Problem:
     spec = latent.random_spec(
         problem, Layout(sites.random), {n: dict(p) for n, p in sites.random_plates}, nagq, z0, problem.data
     )
-    return problem._replace(random=spec)
+    return problem._replace(random=spec._replace(restricted=tuple(sites.restricted)))
 
 
 def random_effect_like(problem: Problem, rng_key) -> list[str]:

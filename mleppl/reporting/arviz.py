@@ -192,6 +192,8 @@ def _attrs(rec, uncertainty: bool, num_samples: int) -> dict:
         "converged": int(bool(rec.converged)),
         "method": rec.method,
         "inference_library": "mleppl",
+        # REML: the restricted log-likelihood, these fixed-effect sites integrated out ("" for ML)
+        "reml": ",".join(rec.reml),
     }
 
 
@@ -230,7 +232,8 @@ def build_datatree(
     z, log_q = draw_z(rec, k_z, s, uncertainty)
     if not uncertainty:
         z = z[:1]
-    draws = evaluate_draws(problem, leaves, z, k_y, observed=observed)
+    fixed = {n: np.asarray(rec.params[n]) for n in rec.reml}  # REML's fixed effects at the estimate
+    draws = evaluate_draws(problem, leaves, z, k_y, observed=observed, fixed=fixed)
 
     dims = {name: _dims(name, d) for name, d in rec.problem.sites.dims}
     coord_labels = dict(problem.layout.coords)
@@ -262,7 +265,7 @@ def build_datatree(
         reps = draws.replicates
         if not uncertainty and s > 1:  # plug-in: S replicates at the estimate
             reps = evaluate_draws(
-                problem, leaves, np.broadcast_to(z, (s, z.shape[1])), k_pp, observed=observed
+                problem, leaves, np.broadcast_to(z, (s, z.shape[1])), k_pp, observed=observed, fixed=fixed
             ).replicates
         data["posterior_predictive"] = {
             label: _sample_axes(o.select(reps[o.name], 1)) for label, o in obs.items()

@@ -38,6 +38,51 @@ def _observed_data(rec) -> dict:
     return {o.name: o.value for o in rec.problem.sites.data}
 
 
+def check_reml_comparable(fits, what: str) -> None:
+    """Refuse, as glmmTMB does, what REML does not define: comparing restricted likelihoods of
+    fits whose fixed effects differ (each is the likelihood of other residual contrasts), or a
+    REML fit with a maximum-likelihood one."""
+    kinds = {bool(r.reml) for r in fits}
+    if kinds == {True, False}:
+        raise ValueError(
+            f"{what}: expected fits of one kind, got REML and maximum-likelihood fits (a REML "
+            "log-likelihood is that of the residual contrasts, not of the data); fit both by ML "
+            "(without reml=) to compare them"
+        )
+    if kinds != {True}:
+        return
+    first = fits[0]
+    shapes = lambda r: [(n, np.shape(r.params[n])) for n in r.reml]  # noqa: E731
+    at = {n: np.asarray(first.params[n]) for n in first.reml}
+    designs = []
+    for r in fits:
+        same = shapes(r) == shapes(first)
+        if same:
+            from ..model import latent  # a REML fit's fixed-effect design
+
+            with jax.enable_x64(True):
+                designs.append(latent.fixed_design(r.problem, r.params, at))
+            same = designs[-1].shape == designs[0].shape
+        if not same or not _same_span(designs[0], designs[-1]):
+            raise ValueError(
+                f"{what}: expected REML fits with the same fixed effects, got fits whose fixed-effect "
+                "sites or design differ: their restricted likelihoods are of different residual "
+                "contrasts and are not comparable (glmmTMB and lme4 refuse this too); refit both by "
+                "ML (without reml=) to compare fixed effects"
+            )
+
+
+def _same_span(a: np.ndarray, b: np.ndarray) -> bool:
+    """Do the columns of ``a`` and ``b`` span the same space (to rounding)?"""
+
+    def rank(m):
+        s = np.linalg.svd(m, compute_uv=False)
+        return int(np.sum(s > s[0] * 1e-9)) if s.size and s[0] > 0 else 0
+
+    ra, rb, rab = rank(a), rank(b), rank(np.hstack([a, b]))
+    return ra == rb == rab
+
+
 def lrt(restricted, full) -> TestResult:
     r"""Likelihood-ratio test of a restricted model against a fuller one.
 
@@ -104,6 +149,7 @@ def lrt(restricted, full) -> TestResult:
         raise ValueError(
             f"lrt: expected the same number of observations, got {restricted.nobs} and {full.nobs}"
         )
+    check_reml_comparable([restricted, full], "lrt")
     df = full.n_params - restricted.n_params
     if df <= 0:
         raise ValueError(
@@ -243,6 +289,7 @@ def compare_fits(fits) -> pd.DataFrame:
     nobs = {r.nobs for _, r in items}
     if len(nobs) > 1:
         raise ValueError(f"fits: expected fits of the same data (one nobs), got nobs {sorted(nobs)}")
+    check_reml_comparable([r for _, r in items], "compare_fits")
     df = pd.DataFrame(
         {
             "loglik": [r.loglik for _, r in items],

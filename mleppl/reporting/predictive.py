@@ -211,14 +211,16 @@ def predictive(
         raise TypeError(f"uncertainty: expected True or False, got {uncertainty!r}")
     if level not in ("population", "group"):
         raise ValueError(f"level: expected 'population' or 'group', got {level!r}")
-    fixed = {}
+    # REML's fixed effects are at their estimates at either level (they are integrated out of
+    # the likelihood, not random draws)
+    fixed = {n: np.asarray(rec.params[n]) for n in rec.reml}
     if level == "group":
         if not rec.random_modes:
             raise ValueError(
                 "level='group': expected a fit with random effects integrated out (random=[...]); "
                 "this fit has none"
             )
-        fixed = {k: np.asarray(v) for k, v in rec.random_modes.items()}
+        fixed.update({k: np.asarray(v) for k, v in rec.random_modes.items()})
     k_z, k_y = jax.random.split(key)
     z, _ = draw_z(rec, k_z, s, uncertainty)
     problem = rec.problem

@@ -25,6 +25,11 @@ def status_lines(attrs: dict) -> list[str]:
     (separation, boundary, unbounded, ridge); nothing for a converged fit without issues.
     """
     lines = []
+    if attrs.get("reml"):
+        lines.append(
+            f"REML: restricted log-likelihood, fixed effects {', '.join(attrs['reml'])} integrated out "
+            "(their standard errors from the joint precision, given the variance parameters)"
+        )
     if attrs.get("converged") is False:
         lines.append(f"NOT CONVERGED: {attrs.get('message') or 'no reason given'}")
     issues = attrs.get("issues") or ()
@@ -109,10 +114,18 @@ def summary_table(rec, *, level: float = 0.95, include_deterministic: bool = Fal
     lo, hi = _wald(est, se, level)
     k = len(rec.param_names)
     lo[:k], hi[:k] = _wald_auto(rec, level)
-    table = SummaryTable(
-        {"estimate": est, "se": se, "z": z, "p_value": p, "ci_lower": lo, "ci_upper": hi},
-        index=pd.Index(names, name="parameter"),
-    )
+    cols = {"estimate": est, "se": se, "z": z, "p_value": p, "ci_lower": lo, "ci_upper": hi}
+    if rec.reml:  # REML's fixed effects first, as lme4 lists them
+        r_est, r_se, r_names = _restricted_rows(rec)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r_z = np.where(r_se > 0, r_est / r_se, np.nan)
+        r_lo, r_hi = _wald(r_est, r_se, level)
+        new = {"estimate": r_est, "se": r_se, "z": r_z, "p_value": 2.0 * normal_sf(np.abs(r_z))}
+        new.update(ci_lower=r_lo, ci_upper=r_hi)
+        cols = {k: np.concatenate([new[k], cols[k]]) for k in cols}
+        names = r_names + names
+    table = SummaryTable(cols, index=pd.Index(names, name="parameter"))
+    table.attrs["reml"] = tuple(rec.reml)
     table.attrs["converged"] = bool(rec.converged)
     table.attrs["message"] = str(rec.message)
     table.attrs["issues"] = tuple(
@@ -122,6 +135,18 @@ def summary_table(rec, *, level: float = 0.95, include_deterministic: bool = Fal
 
 
 CONF_INT_METHODS = ("wald", "profile", "bootstrap")
+
+
+def _restricted_rows(rec) -> tuple[np.ndarray, np.ndarray, list]:
+    """Estimates, standard errors and labels of a REML fit's integrated fixed effects."""
+    coords = dict(getattr(rec.problem.layout, "coords", ()) or ())
+    est, se, names = [], [], []
+    for name in rec.reml:
+        v = np.asarray(rec.params[name])
+        est.append(np.ravel(v))
+        se.append(np.ravel(np.asarray(rec.se[name])))
+        names += param_labels(name, v.shape, coords)
+    return np.concatenate(est), np.concatenate(se), names
 
 
 def _interior_null(rec) -> np.ndarray:

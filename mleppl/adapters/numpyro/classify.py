@@ -38,7 +38,7 @@ def _is_imputed(name: str, tr: dict) -> bool:
     )
 
 
-def classify_sites(tr: dict, random=()) -> ModelSites:
+def classify_sites(tr: dict, random=(), restricted=()) -> ModelSites:
     """Classify the sites of a trace made with the data.
 
     Raises
@@ -105,6 +105,7 @@ def classify_sites(tr: dict, random=()) -> ModelSites:
         tuple((s.name, tuple(site_plate_axes(tr, s.name).items())) for s in rand),
         tuple((n, tuple(tr[n]["fn"].batch_shape), discrete_support_size(tr, n)) for n, _ in discrete),
         max((len(site.get("cond_indep_stack", ()) or ()) for site in tr.values()), default=0),
+        tuple(restricted),
     )
 
 

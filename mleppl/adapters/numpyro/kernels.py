@@ -2,7 +2,8 @@
 
 :func:`exact_log_density` puts the kernels of :mod:`mleppl.core.kernels` in place of
 NumPyro's (``GammaPoisson`` and its negative-binomial subclasses, ``BetaBinomial``,
-``BetaNegativeBinomial``, ``Beta`` and ``BetaProportion``) under any wrapper (expand, mask,
+``BetaNegativeBinomial``, ``Beta`` and ``BetaProportion``; ``BinomialLogits`` and
+``BernoulliLogits``, whose derivative NumPyro gets wrong at logit 0) under any wrapper (expand, mask,
 independent, zero-inflation, transform), keeping every other method of the distribution
 and its class name.
 """
@@ -14,9 +15,11 @@ import functools
 import jax.numpy as jnp
 
 from ...core.kernels import (
+    bernoulli_logits_log_prob,
     beta_binomial_log_prob,
     beta_log_prob,
     beta_negative_binomial_log_prob,
+    binomial_logits_log_prob,
     gamma_poisson_log_prob,
 )
 
@@ -32,8 +35,11 @@ def _floats(*xs):
 def _kernels() -> dict[type, object]:
     """NumPyro class whose own ``log_prob`` is replaced -> (distribution, value) -> log p."""
     from numpyro.distributions import Beta, BetaBinomial, BetaNegativeBinomial, GammaPoisson
+    from numpyro.distributions.discrete import BernoulliLogits, BinomialLogits
 
     return {
+        BinomialLogits: lambda d, v: binomial_logits_log_prob(*_floats(d.logits, d.total_count, v)),
+        BernoulliLogits: lambda d, v: bernoulli_logits_log_prob(*_floats(d.logits, v)),
         GammaPoisson: lambda d, v: gamma_poisson_log_prob(*_floats(d.concentration, d.rate, v)),
         BetaBinomial: lambda d, v: beta_binomial_log_prob(
             *_floats(d.concentration1, d.concentration0, d.total_count, v)

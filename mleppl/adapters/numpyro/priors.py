@@ -72,5 +72,5 @@ def prior_free(model: Callable, sites: ModelSites) -> Callable:
     :func:`exact_log_density` where NumPyro's is inexact, so the joint log-density of
     the returned model at any parameter value equals the log-likelihood there.
     """
-    names = [s.name for s in sites.free if s.kind == "sample"]
+    names = [s.name for s in sites.free if s.kind == "sample"] + list(sites.restricted)
     return _DropPriors(model, free=names, imputed=sites.imputed)

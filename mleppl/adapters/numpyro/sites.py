@@ -66,6 +66,8 @@ class ModelSites(NamedTuple):
     random_plates: tuple = ()  # (site, ((plate, axis), ...)) for each random site
     discrete: tuple = ()  # (site, batch shape, number of values): discrete latents, summed out
     max_plate_nesting: int = 0
+    # integrated sites with a flat density (REML's fixed effects, reml=): their priors dropped
+    restricted: tuple[str, ...] = ()
 
     @property
     def discrete_likelihood(self) -> bool:
