@@ -66,7 +66,7 @@ class MLEResult(FitRecord):
             warnings.warn(f"{what}: {note}; treat these numbers with care", cls, stacklevel=3)
 
     # ----------------------------------------------------------- tables
-    def summary(self, level: float = 0.95, *, include_deterministic: bool = False) -> pd.DataFrame:
+    def summary(self, level: float = 0.95, *, include_deterministic: bool = False, df=None) -> pd.DataFrame:
         r"""Estimates, standard errors, Wald z-tests and intervals as a DataFrame.
 
         Parameters
@@ -75,6 +75,12 @@ class MLEResult(FitRecord):
             Confidence level of the intervals, in (0, 1).
         include_deterministic : bool
             Also list the ``numpyro.deterministic`` sites (delta method).
+        df : {None, "satterthwaite"}
+            For a Gaussian (mixed) model: the fixed effects as t-tests with Satterthwaite's
+            denominator degrees of freedom (lmerTest's default), their standard errors
+            from the covariance given the variance parameters (lme4's ``vcov``); the
+            columns become ``estimate, se, t, df, p_value, ci_lower, ci_upper`` (other rows
+            keep their z-based entries, ``df = inf``). See the REML guide.
 
         Returns
         -------
@@ -105,7 +111,7 @@ class MLEResult(FitRecord):
         >>> fit_mle(model, y=np.array([1.0, 2.0, 3.0])).summary().loc["mu", "estimate"].round(6)
         np.float64(2.0)
         """
-        df = tables.summary_table(self, level=level, include_deterministic=include_deterministic)
+        df = tables.summary_table(self, level=level, include_deterministic=include_deterministic, df=df)
         df.attrs["converged"] = bool(self.converged)
         df.attrs["note"] = self._flag_note() or ""
         if not self.converged:
@@ -179,7 +185,7 @@ class MLEResult(FitRecord):
         return dataclasses.replace(
             self,
             cov=frozen_array(rc.cov),
-            se=frozen_dict(rc.se),
+            se=frozen_dict({**rc.se, **{n: self.se[n] for n in self.reml}}),
             cov_z=frozen_array(rc.inv.cov),
             deterministic_se=frozen_dict(rc.deterministic_se),
             cov_type=kind,

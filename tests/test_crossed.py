@@ -122,7 +122,7 @@ def test_sparse_structure_equals_the_dense_inner_hessian(fit, request):
                 a, b = np.asarray(f_sparse(point)), np.asarray(f_dense(point))
                 scale = np.max(np.abs(b)) + 1.0
                 assert np.max(np.abs(a - b)) < 1e-10 * scale, what
-            (ta, sa), (tb, sb) = _conditional(pr, point), _conditional(dense, point)
+            (ta, sa, *_), (tb, sb, *_) = _conditional(pr, point), _conditional(dense, point)
             assert np.max(np.abs(np.asarray(ta) - np.asarray(tb))) < 1e-10
             assert np.max(np.abs(np.asarray(sa) / np.asarray(sb) - 1)) < 1e-10
 
@@ -403,8 +403,9 @@ def test_large_marginal_fits_start_from_the_fixed_part(crossed_fit, monkeypatch)
     assert_rel(np.array([at["beta[0]"], at["beta[1]"]]), b, 1e-5, "OLS start")
     assert_rel(np.exp(at["u(sigma)"]), sigma, 1e-5, "residual SD start")
     # the random-effect scales do not enter that likelihood: left where the default start has them
+    # (to rounding: the start's bijections are one compiled program, the fixed part's eager)
     for lab in ("u(sd_a)", "u(sd_b)"):
-        assert at[lab] == float(np.asarray(z0)[labels.index(lab)])
+        assert at[lab] == pytest.approx(float(np.asarray(z0)[labels.index(lab)]), rel=1e-13, abs=0)
     monkeypatch.setattr(fitting, "FIXED_START_ROWS", 0)
     res = fit_mle(crossed_lmm, d["x"], d["a"], d["b"], y=d["y"], random=["u_a", "u_b"])
     assert res.converged and abs(res.loglik - crossed_fit.loglik) < 1e-9

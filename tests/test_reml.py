@@ -17,6 +17,7 @@ import numpyro
 import numpyro.distributions as dist
 import pandas as pd
 import pytest
+import scipy.stats as scipy_stats
 from conftest import assert_rel
 
 import mleppl
@@ -87,6 +88,24 @@ def test_reml_summary_and_labels(sleep_reml):
     assert sleep_reml.n_params == 4  # tau (2), L (1 free), sigma: the optimized parameters
 
 
+def test_satterthwaite_df_equals_lmertest_reml(sleep_reml):
+    table = sleep_reml.summary(df="satterthwaite")
+    ref = REF["sleepstudy"]["fixef"]
+    # lmerTest differentiates numerically at lmer's optimum: its df carry ~1e-5
+    assert_rel(table["df"].iloc[:2].to_numpy(), ref["df"], 1e-4)
+    assert_rel(table["se"].iloc[:2].to_numpy(), ref["se"], 2e-5)
+    assert list(table.columns) == ["estimate", "se", "t", "df", "p_value", "ci_lower", "ci_upper"]
+    assert np.isinf(table.loc["sigma", "df"])
+    t, nu = table["t"].iloc[1], table["df"].iloc[1]
+    assert table["p_value"].iloc[1] == pytest.approx(2 * scipy_stats.t.sf(abs(t), nu), rel=1e-10)
+    q = scipy_stats.t.ppf(0.975, nu)
+    assert table["ci_upper"].iloc[1] == pytest.approx(
+        table["estimate"].iloc[1] + q * table["se"].iloc[1], rel=1e-12
+    )
+    with pytest.raises(ValueError, match=r"df: expected None or one of"):
+        sleep_reml.summary(df="kenward-roger")
+
+
 def test_reml_differs_from_ml_as_lmer():
     """REML and ML of the same LMM: the same fixed effects (balanced design), lmer's ML
     log-likelihood, and ML's smaller standard errors."""
@@ -95,6 +114,30 @@ def test_reml_differs_from_ml_as_lmer():
     ref = REF["sleepstudy_ml"]
     assert abs(ml.loglik - ref["loglik"]) < 1e-7
     assert_rel(ml.params["b"], ref["fixef"]["estimate"], 1e-7)
+    table = ml.summary(df="satterthwaite")  # lmerTest on the ML fit
+    assert_rel(table.loc[["b[0]", "b[1]"], "df"].to_numpy(), ref["fixef"]["df"], 1e-4)
+    assert_rel(table.loc[["b[0]", "b[1]"], "se"].to_numpy(), ref["fixef"]["se"], 5e-5)
+
+
+def test_linear_model_satterthwaite_is_n_minus_p():
+    """A linear model: the t-test's exact df, n − p (REML), and n for the ML fit."""
+    rng = np.random.default_rng(5)
+    n, p = 30, 3
+    X = np.column_stack([np.ones(n), rng.normal(size=(n, p - 1))])
+    y = X @ np.array([0.5, 1.0, -1.0]) + rng.normal(size=n)
+    reml = fit_mle(linear, X, y=y, reml=["b"]).summary(df="satterthwaite")
+    assert_rel(reml["df"].iloc[:p].to_numpy(), np.full(p, n - p), 1e-7)
+    ols = sm_ols(X, y)
+    assert_rel(reml["se"].iloc[:p].to_numpy(), ols.bse, 1e-7)
+    assert_rel(reml["p_value"].iloc[:p].to_numpy(), ols.pvalues, 1e-6)
+    ml = fit_mle(linear, X, y=y).summary(df="satterthwaite")
+    assert_rel(ml["df"].iloc[:p].to_numpy(), np.full(p, n), 1e-7)
+
+
+def sm_ols(X, y):
+    import statsmodels.api as sm
+
+    return sm.OLS(y, X).fit()
 
 
 def test_linear_model_reml_is_ols_closed_form():
@@ -131,6 +174,15 @@ def test_reml_refusals():
     res = fit_mle(linear, X, y=y, reml=["b"])
     with pytest.raises(ValueError, match=r"with_cov: expected kind='oim' for a REML fit"):
         res.with_cov("hc0")
+    with pytest.raises(ValueError, match=r"REML fit .* not a sum over observation units"):
+        mleppl.bootstrap(res, 10)
+    again = res.with_cov("oim")  # the fixed effects keep their standard errors
+    np.testing.assert_array_equal(again.se["b"], res.se["b"])
+    boot = mleppl.bootstrap(res, 50, kind="parametric", rng_key=1)
+    sd = np.std(np.asarray(boot.draws["sigma"]), ddof=1)
+    # 50 draws: the bootstrap SD of σ̂ has a relative Monte-Carlo SE of 1/√(2·49) ≈ 0.10; it
+    # agrees with the Wald SE within 4.5 of those
+    assert abs(sd / float(res.se["sigma"]) - 1) < 0.45
     ml = fit_mle(linear, X, y=y)
     with pytest.raises(ValueError, match=r"lrt: expected fits of one kind, got REML and maximum"):
         mleppl.lrt(res, ml)
@@ -149,6 +201,28 @@ def test_reml_refusals():
     assert table.loc["b", "loglik"] - table.loc["a", "loglik"] == pytest.approx(-np.log(3.0), abs=1e-8)
     with pytest.raises(ValueError, match=r"reml: expected sites not also in random="):
         fit_mle(linear, X, y=y, reml=["b"], random=["b"])
+
+
+def intercept_lmm(x, g, n_groups, y=None):
+    b = numpyro.sample("b", dist.Normal(0, 100).expand([2]).to_event(1))
+    tau = numpyro.sample("tau", dist.HalfNormal(50))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(50))
+    with numpyro.plate("group", n_groups):
+        u = numpyro.sample("u", dist.Normal(0, tau))
+    with numpyro.plate("obs", x.shape[0]):
+        numpyro.sample("y", dist.Normal(b[0] + u[g] + b[1] * x, sigma), obs=y)
+
+
+@pytest.mark.slow
+def test_lrt_of_a_variance_component_between_reml_fits(sleep_reml):
+    """Same fixed effects, other random effects: the REML LRT is defined (lme4's anova with
+    refit = FALSE), and equals 2 Δ of the restricted log-likelihoods."""
+    args, y = _sleep()
+    small = fit_mle(intercept_lmm, *args, y=y, random=["u"], reml=["b"])
+    test = mleppl.lrt(small, sleep_reml)
+    assert test.df == 2
+    assert test.statistic == pytest.approx(2 * (sleep_reml.loglik - small.loglik), rel=1e-12)
+    assert test.statistic > 0
 
 
 def _penicillin():
@@ -182,6 +256,7 @@ def test_penicillin_crossed_equals_lmer_reml():
     assert_rel(res.params["sd_plate"], ref["sd"]["plate"], 1e-4)
     assert_rel(res.params["sd_sample"], ref["sd"]["sample"], 1e-4)
     assert_rel(res.params["sigma"], ref["sigma"], 1e-4)
+    assert_rel(res.summary(df="satterthwaite").loc["b", "df"], ref["fixef"]["df"], 2e-4)
 
 
 def cbpp_model(period, herd, size, n_herds, y=None):
@@ -220,3 +295,5 @@ def test_cbpp_binomial_equals_glmmtmb_reml():
     assert_rel(res.se["b"], ref["se"], 1e-6)
     given = np.sqrt(np.diag(res.restricted_cov_given))
     assert np.all(given < np.ravel(res.se["b"]) * (1 - 1e-3))
+    with pytest.raises(ValueError, match=r"df='satterthwaite': expected a Gaussian"):
+        res.summary(df="satterthwaite")

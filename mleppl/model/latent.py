@@ -50,6 +50,7 @@ inner solves beyond the usual ones.
 
 from __future__ import annotations
 
+import functools
 import math
 from functools import partial
 from typing import Any, NamedTuple
@@ -308,12 +309,41 @@ def _group_terms(problem, z, v, data):
 def _agq_groups(problem, z, v, h, data):
     """log L_g by adaptive quadrature (G,), and the terms in no group (taken at the mode)."""
     spec = problem.random
+    if spec.block > 1:
+        return _agq_groups_vector(problem, z, v, h, data)
     x, w = np.polynomial.hermite.hermgauss(spec.nagq)
     sd = 1.0 / jnp.sqrt(jnp.reshape(h, (-1,)))  # scalar blocks: H is (G, 1, 1)
     vals = jnp.stack([_group_terms(problem, z, v + math.sqrt(2.0) * sd * xk, data) for xk in x])  # (K, G)
     logw = jnp.asarray(np.log(w) + x**2)[:, None]
     per_group = jnp.log(math.sqrt(2.0) * sd) + jax.scipy.special.logsumexp(vals + logw, axis=0)
     # terms that depend on no random effect do not move with v: take them at the mode
+    rest = joint_logdensity(problem, z, v, data) - jnp.sum(_group_terms(problem, z, v, data))
+    return per_group, rest
+
+
+def _agq_groups_vector(problem, z, v, h, data):
+    r"""Adaptive quadrature for q ≤ 3 coordinates per group: the product grid centred at each
+    group's mode and scaled by :math:`\sqrt2\,R_g^{-\top}` with :math:`R_g R_g^\top = H_g`
+    (a Cholesky factor of :math:`H_g^{-1}` up to the √2),
+
+    .. math:: \log L_g = \log|\det \sqrt2 R_g^{-\top}| + \operatorname{logsumexp}_k
+              \big[f_g(\hat v_g + \sqrt2 R_g^{-\top} x_k) + \log w_k + |x_k|^2\big],
+
+    the nodes evaluated as one vmapped program (one copy of the model, not K)."""
+    spec = problem.random
+    st = spec.structure
+    q = st.block
+    nodes, logw = agq_grid(spec.nagq, q)
+    R = jnp.linalg.cholesky(0.5 * (h + jnp.swapaxes(h, -1, -2)))  # (G, q, q), lower
+    eye = jnp.broadcast_to(jnp.eye(q), R.shape)
+    S = math.sqrt(2.0) * jnp.swapaxes(jax.scipy.linalg.solve_triangular(R, eye, lower=True), -1, -2)
+
+    def at(xk):
+        return _group_terms(problem, z, v + st.scatter(jnp.einsum("gij,j->gi", S, xk)), data)
+
+    vals = jax.vmap(at)(jnp.asarray(nodes))  # (K, G)
+    logdet = 0.5 * q * math.log(2.0) - jnp.sum(jnp.log(jnp.diagonal(R, axis1=-2, axis2=-1)), axis=-1)
+    per_group = logdet + jax.scipy.special.logsumexp(vals + jnp.asarray(logw)[:, None], axis=0)
     rest = joint_logdensity(problem, z, v, data) - jnp.sum(_group_terms(problem, z, v, data))
     return per_group, rest
 
@@ -359,15 +389,28 @@ def conditional(problem, z, data):
     sd = jnp.sqrt(var_v) * (jnp.abs(jac_diag) if jac_diag is not None else 1.0)
     idx = restricted_coords(spec)
     if idx.size:  # REML's fixed effects: their block of H⁻¹ (identity bijections: v = θ there)
-        unit = jnp.zeros((idx.size, rs.size)).at[jnp.arange(idx.size), idx].set(1.0)
-        cov = jax.vmap(lambda e: spec.structure.solve(fac, e))(unit)[:, idx]
-        cov = 0.5 * (cov + cov.T)
+        cov = _solve_block(spec, fac, idx)
         # and how their conditional estimate moves with the variance parameters (the implicit
         # derivative of the inner mode), for the covariance that carries their uncertainty
         jac = jax.jacfwd(lambda zz: inner_mode(problem, zz, data))(z)[idx]
     else:
         cov, jac = jnp.zeros((0, 0)), jnp.zeros((0, z.shape[0]))
     return theta, sd, cov, jac
+
+
+def _solve_block(spec, fac, idx):
+    unit = jnp.zeros((idx.size, spec.size)).at[jnp.arange(idx.size), idx].set(1.0)
+    cov = jax.vmap(lambda e: spec.structure.solve(fac, e))(unit)[:, idx]
+    return 0.5 * (cov + cov.T)
+
+
+def restricted_cov(problem, z, data, idx):
+    """C(z): the restricted (REML) sites' block of the inverse joint Hessian at the conditional
+    mode, the covariance of their estimate given the variance parameters z (traceable and
+    differentiable in z: Satterthwaite's degrees of freedom differentiate it)."""
+    spec = problem.random
+    v = inner_mode(problem, z, data)
+    return _solve_block(spec, factored_hessian(problem, z, v, data), idx)
 
 
 def restricted_coords(spec) -> np.ndarray:
@@ -399,15 +442,44 @@ def random_spec(problem, random_layout: Layout, plates_of: dict, nagq: int, z0, 
         structure = Dense(q)
     spec = RandomSpec(random_layout, structure, nagq)
     if nagq > 1:
-        if not spec.blocked or spec.block != 1 or len(random_layout.sites) != 1:
+        if not spec.blocked or spec.block > AGQ_MAX_BLOCK:
             raise ValueError(
-                f"nagq={nagq}: adaptive Gauss–Hermite quadrature needs one scalar random effect per "
-                "group (one site in a plate over groups, as lme4's nAGQ > 1; crossed or nested "
-                "effects are refused by lme4 too); got "
-                f"{[(s.name, s.shape) for s in random_layout.sites]}; use nagq=1 (Laplace)"
+                f"nagq={nagq}: adaptive Gauss–Hermite quadrature needs the random effects of one "
+                f"grouping factor with at most {AGQ_MAX_BLOCK} coordinates per group (independent "
+                "groups; crossed or nested effects are refused, as by lme4 and GLMMadaptive); got "
+                f"{[(s.name, s.shape) for s in random_layout.sites]}"
+                + (f" ({spec.block} per group)" if spec.blocked else "")
+                + "; use nagq=1 (Laplace)"
+            )
+        nodes = len(agq_grid(nagq, spec.block)[1])
+        if nodes * problem.nobs > AGQ_MAX_TANGENTS:
+            raise ValueError(
+                f"nagq={nagq}: {nodes} quadrature nodes per group ({nagq}^{spec.block}, pruned) × "
+                f"{problem.nobs} rows is more than this fit evaluates at once ({AGQ_MAX_TANGENTS:.0e}); "
+                "expected a smaller nagq for vector random effects"
             )
         spec = spec._replace(obs_groups=_term_groups(problem._replace(random=spec), z0, data)[0])
     return spec
+
+
+# Adaptive quadrature: coordinates per group at most (a product grid of nagq^q nodes), the
+# relative weight below which a product node is pruned, and nodes × rows evaluated at once.
+AGQ_MAX_BLOCK = 3
+AGQ_PRUNE = 1e-14
+AGQ_MAX_TANGENTS = 5e7
+
+
+@functools.cache
+def agq_grid(nagq: int, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """The product Gauss–Hermite grid in q dimensions: nodes (K, q) and log weights (K,) with
+    the Gaussian factor divided out (log w + |x|²), nodes whose weight is below ``AGQ_PRUNE``
+    of the largest dropped (their share of a near-Gaussian integral is at that level)."""
+    x, w = np.polynomial.hermite.hermgauss(nagq)
+    grids = np.meshgrid(*([x] * q), indexing="ij")
+    nodes = np.stack([gr.ravel() for gr in grids], axis=1)
+    logw = np.sum(np.log(np.stack(np.meshgrid(*([w] * q), indexing="ij"), axis=-1)), axis=-1).ravel()
+    keep = logw >= logw.max() + math.log(AGQ_PRUNE)
+    return nodes[keep], logw[keep] + np.sum(nodes[keep] ** 2, axis=1)
 
 
 def _block_candidate(random_layout: Layout, plates_of: dict):

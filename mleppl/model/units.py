@@ -54,6 +54,12 @@ def unit_problem(problem, z):
         )
     if problem.random is None:
         return problem
+    if problem.random.restricted:
+        raise ValueError(
+            f"REML fit (fixed effects {list(problem.random.restricted)} integrated out): the restricted "
+            "likelihood is not a sum over observation units, so nothing can be resampled or summed "
+            "per unit; expected kind='parametric' (bootstrap), or a fit by ML (without reml=)"
+        )
     return latent.with_unit_groups(problem, z)
 
 

@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 
 from ..core.sites import param_labels
-from ..core.stats import check_level, normal_quantile, normal_sf
+from ..core.stats import check_level, normal_quantile, normal_sf, t_quantile, t_sf
 from ..core.x64 import float64
 from ..uncertainty.bootstrap import bootstrap_conf_int
+from ..uncertainty.ddf import DF_METHODS, satterthwaite
 from ..uncertainty.profile import profile_conf_int
 
 __all__ = ["SummaryTable", "summary_table", "status_lines", "conf_int", "CONF_INT_METHODS"]
@@ -93,8 +94,10 @@ def _wald(est: np.ndarray, se: np.ndarray, level: float):
 
 
 @float64
-def summary_table(rec, *, level: float = 0.95, include_deterministic: bool = False) -> pd.DataFrame:
+def summary_table(rec, *, level: float = 0.95, include_deterministic: bool = False, df=None) -> pd.DataFrame:
     level = check_level(level)
+    if df is not None and df not in DF_METHODS:
+        raise ValueError(f"df: expected None or one of {DF_METHODS}, got {df!r}")
     est = rec.estimate
     se = rec.bse
     names = list(rec.param_names)
@@ -124,8 +127,11 @@ def summary_table(rec, *, level: float = 0.95, include_deterministic: bool = Fal
         new.update(ci_lower=r_lo, ci_upper=r_hi)
         cols = {k: np.concatenate([new[k], cols[k]]) for k in cols}
         names = r_names + names
+    if df is not None:
+        cols = _with_df(rec, cols, names, level)
     table = SummaryTable(cols, index=pd.Index(names, name="parameter"))
     table.attrs["reml"] = tuple(rec.reml)
+    table.attrs["df"] = df or ""
     table.attrs["converged"] = bool(rec.converged)
     table.attrs["message"] = str(rec.message)
     table.attrs["issues"] = tuple(
@@ -135,6 +141,26 @@ def summary_table(rec, *, level: float = 0.95, include_deterministic: bool = Fal
 
 
 CONF_INT_METHODS = ("wald", "profile", "bootstrap")
+
+
+def _with_df(rec, cols: dict, names: list, level: float) -> dict:
+    """The fixed effects' rows as t-tests with Satterthwaite's degrees of freedom (lmerTest's
+    table): standard errors from C(φ̂), t = estimate / se, p and intervals from t(df); the
+    other rows keep their z-based entries with df = inf."""
+    s = satterthwaite(rec)
+    row = {n: i for i, n in enumerate(names)}
+    out = {k: np.array(v, dtype=np.float64) for k, v in cols.items()}
+    dfs = np.full(len(names), np.inf)
+    for lab, est, se, nu in zip(s.names, s.estimate, s.se, s.df):
+        i = row[lab]
+        t = est / se if se > 0 else np.nan
+        q = float(t_quantile((1.0 + level) / 2.0, nu)) if np.isfinite(nu) and nu > 0 else np.nan
+        out["se"][i], out["z"][i], dfs[i] = se, t, nu
+        out["p_value"][i] = 2.0 * float(t_sf(abs(t), nu))
+        out["ci_lower"][i], out["ci_upper"][i] = est - q * se, est + q * se
+    order = ["estimate", "se", "t", "df", "p_value", "ci_lower", "ci_upper"]
+    out["t"], out["df"] = out.pop("z"), dfs
+    return {k: out[k] for k in order}
 
 
 def _restricted_rows(rec) -> tuple[np.ndarray, np.ndarray, list]:
