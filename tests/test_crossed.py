@@ -107,7 +107,15 @@ def _conditional(problem, z):
     return jax.jit(lambda zz: latent.conditional(problem, zz, problem.data))(z)
 
 
-@pytest.mark.parametrize("fit", ["crossed_fit", "nested_fit", "partial_fit"])
+# the crossed case in the fast suite; nested and partially crossed (14 s each) in the slow one
+@pytest.mark.parametrize(
+    "fit",
+    [
+        "crossed_fit",
+        pytest.param("nested_fit", marks=pytest.mark.slow),
+        pytest.param("partial_fit", marks=pytest.mark.slow),
+    ],
+)
 def test_sparse_structure_equals_the_dense_inner_hessian(fit, request):
     res = request.getfixturevalue(fit)
     pr = res.problem

@@ -184,9 +184,21 @@ def test_random_effect_fitted_as_a_parameter_warns():
     )
 
 
+def four_effects(x, g, y=None):
+    b = numpyro.sample("b", dist.Normal(0, 10))
+    tau = numpyro.sample("tau", dist.HalfNormal(2))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(2))
+    with numpyro.plate("group", G):
+        u = numpyro.sample("u", dist.Normal(0, tau).expand([4]).to_event(1))
+    with numpyro.plate("obs", x.shape[0]):
+        mean = b + u[g, 0] + u[g, 1] * x + u[g, 2] * x**2 + u[g, 3] * x**3
+        numpyro.sample("y", dist.Normal(mean, sigma), obs=y)
+
+
 def test_nagq_refused_where_it_does_not_apply():
-    with pytest.raises(ValueError, match="one scalar random effect per group"):
-        fit_mle(random_slope, X, GROUP, y=Y_LMM, random=["u"], nagq=5)
+    # vector quadrature covers up to three effects per group (tests/test_agq_vector.py)
+    with pytest.raises(ValueError, match=r"at most 3 coordinates per group .*\(4 per group\)"):
+        fit_mle(four_effects, X, GROUP, y=Y_LMM, random=["u"], nagq=5)
     with pytest.raises(ValueError, match="expected names of latent continuous sample sites"):
         fit_mle(random_intercept, X, GROUP, y=Y_LMM, random=["v"])
 

@@ -106,6 +106,7 @@ def test_satterthwaite_df_equals_lmertest_reml(sleep_reml):
         sleep_reml.summary(df="kenward-roger")
 
 
+@pytest.mark.slow
 def test_reml_differs_from_ml_as_lmer():
     """REML and ML of the same LMM: the same fixed effects (balanced design), lmer's ML
     log-likelihood, and ML's smaller standard errors."""
