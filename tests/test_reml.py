@@ -120,6 +120,7 @@ def test_reml_differs_from_ml_as_lmer():
     assert_rel(table.loc[["b[0]", "b[1]"], "se"].to_numpy(), ref["fixef"]["se"], 5e-5)
 
 
+@pytest.mark.slow
 def test_linear_model_satterthwaite_is_n_minus_p():
     """A linear model: the t-test's exact df, n − p (REML), and n for the ML fit."""
     rng = np.random.default_rng(5)
