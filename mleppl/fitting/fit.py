@@ -116,8 +116,9 @@ def fit_mle(
         ``res.loglik`` is then the marginal log-likelihood and ``res.random_effects``
         holds the conditional modes. See the latent-variables guide.
     nagq : int
-        Quadrature points per group for one scalar random effect per group
-        (lme4's ``nAGQ``); 1 means Laplace.
+        Adaptive Gauss–Hermite points per coordinate for the random effects of one grouping
+        factor (lme4's ``nAGQ``; up to three effects per group, as a pruned product grid);
+        1 means Laplace.
     reml : list of str, optional
         Fixed-effect sites (location parameters on all of R) integrated out under a flat
         density together with ``random``: the restricted (REML) likelihood, lme4's and
