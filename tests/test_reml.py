@@ -86,6 +86,10 @@ def test_reml_summary_and_labels(sleep_reml):
     # the variance parameters' own rows follow, their estimates the REML ones
     assert table.loc["sigma", "estimate"] == pytest.approx(float(sleep_reml.params["sigma"]), rel=1e-15)
     assert sleep_reml.n_params == 4  # tau (2), L (1 free), sigma: the optimized parameters
+    ci = sleep_reml.conf_int()  # Wald intervals of the fixed effects too, as in the summary
+    np.testing.assert_allclose(
+        ci.iloc[:2].to_numpy(), table[["ci_lower", "ci_upper"]].iloc[:2].to_numpy(), rtol=1e-15
+    )
 
 
 def test_satterthwaite_df_equals_lmertest_reml(sleep_reml):

@@ -286,4 +286,9 @@ def conf_int(rec, *, level: float = 0.95, method: str = "wald", **options) -> pd
         lo, hi = _wald_unconstrained(rec, level)
     else:
         raise ValueError(f"scale: expected 'auto', 'constrained' or 'unconstrained', got {scale!r}")
+    if rec.reml:  # REML's fixed effects first (support all of R: one scale), as in summary()
+        r_est, r_se, r_names = _restricted_rows(rec)
+        r_lo, r_hi = _wald(r_est, r_se, level)
+        lo, hi = np.concatenate([r_lo, lo]), np.concatenate([r_hi, hi])
+        index = pd.Index(r_names + list(index), name="parameter")
     return pd.DataFrame({"lower": lo, "upper": hi}, index=index)
