@@ -156,6 +156,7 @@ def _psi_diff(m: int, c: float, y: int) -> float:
     return (-1) ** m * math.factorial(m) * math.fsum((c + i) ** -(m + 1) for i in range(y))
 
 
+@pytest.mark.slow  # compile-heavy (fast-suite time): run by make test-slow
 def test_lgamma_ratio_derivatives_to_the_4th_order_in_both_arguments():
     # in c: ψ_m differences, exact even at c = 1e12 (the asymptotic series term by term);
     # in y: ψ_m(c + y); across the switch at STIRLING_FROM and y = 0 (all derivatives 0 in c)
@@ -222,6 +223,7 @@ def _worst(kernel, numpyro_cls, terms):
     return worst_kernel, worst_numpyro
 
 
+@pytest.mark.slow  # compile-heavy (fast-suite time): run by make test-slow
 def test_beta_binomial_kernel_matches_the_exact_log_pmf_and_scipy():
     with jax.enable_x64(True):
         worst_kernel, worst_numpyro = _worst(beta_binomial_log_prob, dist.BetaBinomial, _bb_terms)
@@ -243,6 +245,7 @@ def test_beta_binomial_kernel_matches_the_exact_log_pmf_and_scipy():
     assert worst_numpyro > 1e3 * KERNEL_REL, worst_numpyro
 
 
+@pytest.mark.slow  # compile-heavy (fast-suite time): run by make test-slow
 def test_beta_negative_binomial_kernel_matches_the_exact_log_pmf_and_scipy():
     with jax.enable_x64(True):
         worst_kernel, worst_numpyro = _worst(
@@ -517,6 +520,7 @@ def beta_binomial_glmm(x, g, n, y=None):
         numpyro.sample("y", dist.BetaBinomial(mu * phi, (1 - mu) * phi, n), obs=y)
 
 
+@pytest.mark.slow  # compile-heavy (fast-suite time): run by make test-slow
 def test_beta_binomial_glmm_compiles_and_fits():
     """The Laplace fit differentiates the log-density to the 4th order: through NumPyro's
     betaln this fit was still compiling after 120 s at 6 GB (and the issue's cbpp one after
@@ -587,3 +591,24 @@ def test_cbpp_beta_binomial_glmm_equals_glmmtmb():
     np.testing.assert_allclose(res.params["b"], ref["fixef"], atol=1e-4)
     np.testing.assert_allclose(res.params["phi"], ref["phi"], rtol=1e-4)
     assert res.params["s"] < 1e-3
+
+
+def test_binomial_and_bernoulli_logit_kernels_are_smooth_at_zero():
+    """NumPyro's logit forms (clip(x, 0), exp(-|x|)) have derivative y, not y − n/2, at x = 0
+    exactly, where an inner Newton started at the origin sits; the swapped kernels equal
+    NumPyro's values and have the closed-form derivative everywhere."""
+    from mleppl.adapters.numpyro.kernels import exact_log_density
+
+    n = np.array([5.0, 12.0, 1.0, 30.0])
+    y = np.array([0.0, 7.0, 1.0, 30.0])
+    yb = (y > 3).astype(float)
+    with jax.enable_x64(True):
+        for x0 in (0.0, -3.0, 2.5, 40.0, -700.0):
+            x = jnp.full(4, x0)
+            ours = exact_log_density(dist.Binomial(n, logits=x)).log_prob(y)
+            np.testing.assert_allclose(ours, dist.Binomial(n, logits=x).log_prob(y), rtol=1e-14, atol=1e-12)
+            g = jax.grad(lambda t: jnp.sum(exact_log_density(dist.Binomial(n, logits=t)).log_prob(y)))(x)
+            np.testing.assert_allclose(g, y - n * jax.nn.sigmoid(x), rtol=1e-13, atol=1e-13)
+            gb = jax.grad(lambda t: jnp.sum(exact_log_density(dist.Bernoulli(logits=t)).log_prob(yb)))(x)
+            np.testing.assert_allclose(gb, yb - jax.nn.sigmoid(x), rtol=1e-13, atol=1e-13)
+        assert type(exact_log_density(dist.Binomial(n, logits=jnp.zeros(4)))).__name__ == "BinomialLogits"

@@ -210,6 +210,7 @@ def test_robust_regression_vs_independent_nll():
     check_against_own_nll(res, nll, np.concatenate([ols, [2.0, 3.0]]))
 
 
+@pytest.mark.slow  # compile-heavy (fast-suite time): run by make test-slow
 def test_weibull_survival_vs_independent_nll():
     _, ex, res = bundled("weibull_survival")
     (X, censored), t = ex.args, ex.kwargs["y"]
