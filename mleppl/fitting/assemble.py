@@ -249,7 +249,7 @@ def assemble(problem, method: str, opt, theta, jac, det, jac_det, optima=None, i
     )
 
 
-def _random_effects(problem, z, cov_z=None) -> dict:
+def _random_effects(problem, z, cov_z) -> dict:
     """Conditional modes and SDs of the integrated sites at the estimate."""
     if problem.random is None:
         return {}
@@ -276,7 +276,7 @@ def _random_effects(problem, z, cov_z=None) -> dict:
         # the joint precision's (TMB's sdreport): their uncertainty through the variance
         # parameters added, J Σ_z Jᵀ (0 where the estimate does not move with them, e.g. a
         # balanced LMM, where both equal lme4's vcov)
-        full = given + jac @ np.asarray(cov_z) @ jac.T if cov_z is not None else given
+        full = given + jac @ np.asarray(cov_z) @ jac.T
         split = [s for s in layout.sites if s.name in names]
         out["restricted"] = {
             "params": {s.name: modes[s.name] for s in split},

@@ -745,7 +745,7 @@ def fixed_design(problem, params: dict, at: dict) -> np.ndarray:
     spec = problem.random
     args, kwargs = problem.rebuild(problem.data)
     model = problem.prior_free_model
-    names = [n for n in spec.restricted]
+    names = list(spec.restricted)
     base = {k: jnp.asarray(v) for k, v in params.items() if k not in names}
     for s in spec.layout.sites:
         if s.name not in names:

@@ -16,6 +16,7 @@ from ..core.records import FitRecord, InverseInformation, mask_cov
 from ..core.stats import check_level, chi2_sf, normal_quantile
 from ..core.warnings import ConvergenceWarning
 from ..core.x64 import float64
+from ..model import latent
 from ..uncertainty.information import delta_cov
 
 __all__ = ["TestResult", "DeltaResult", "lrt", "wald_test", "compare_fits", "delta"]
@@ -58,8 +59,6 @@ def check_reml_comparable(fits, what: str) -> None:
     for r in fits:
         same = shapes(r) == shapes(first)
         if same:
-            from ..model import latent  # a REML fit's fixed-effect design
-
             with jax.enable_x64(True):
                 designs.append(latent.fixed_design(r.problem, r.params, at))
             same = designs[-1].shape == designs[0].shape

@@ -29,7 +29,7 @@ def status_lines(attrs: dict) -> list[str]:
     if attrs.get("reml"):
         lines.append(
             f"REML: restricted log-likelihood, fixed effects {', '.join(attrs['reml'])} integrated out "
-            "(their standard errors from the joint precision, given the variance parameters)"
+            "(their standard errors from the joint precision)"
         )
     if attrs.get("converged") is False:
         lines.append(f"NOT CONVERGED: {attrs.get('message') or 'no reason given'}")
@@ -165,7 +165,7 @@ def _with_df(rec, cols: dict, names: list, level: float) -> dict:
 
 def _restricted_rows(rec) -> tuple[np.ndarray, np.ndarray, list]:
     """Estimates, standard errors and labels of a REML fit's integrated fixed effects."""
-    coords = dict(getattr(rec.problem.layout, "coords", ()) or ())
+    coords = dict(rec.problem.layout.coords)
     est, se, names = [], [], []
     for name in rec.reml:
         v = np.asarray(rec.params[name])

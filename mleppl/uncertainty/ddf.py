@@ -31,7 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..adapters import numpyro as npa
 from ..core import cache
+from ..core.sites import param_labels
 from ..model import latent
 from ..model.problem import bind
 
@@ -118,7 +120,7 @@ def satterthwaite(rec, L=None) -> Satterthwaite:
     with jax.enable_x64(True):
         cov, dcov = (np.asarray(x) for x in jax.device_get(_program(rp)(jnp.asarray(z_phi), rp.data)))
     est = np.concatenate([np.ravel(np.asarray(rec.params[n])) for n in names])
-    labels = _labels(rec, rp, names)
+    labels = _labels(rec, names)
     Lm = np.eye(est.size) if L is None else np.atleast_2d(np.asarray(L, dtype=np.float64))
     if Lm.shape[1] != est.size:
         raise ValueError(
@@ -134,8 +136,6 @@ def satterthwaite(rec, L=None) -> Satterthwaite:
 
 
 def _check_gaussian(rec) -> None:
-    from ..adapters import numpyro as npa  # the observed sites' families
-
     pr = rec.problem
     args, kwargs = pr.rebuild(pr.data)
     values = {k: np.asarray(v) for k, v in rec.params.items()}
@@ -157,17 +157,10 @@ def _check_gaussian(rec) -> None:
 
 def _restricted_problem(problem, names):
     """The model bound again with the fixed effects ``names`` integrated out (flat density)."""
-
-    def build():
-        args, kwargs = problem.rebuild(problem.data)
-        random = tuple(s.name for s in problem.random.layout.sites) if problem.random is not None else ()
-        with jax.enable_x64(True):
-            return bind(
-                problem.require_model(), args, kwargs, jax.random.PRNGKey(0), random=random, reml=names
-            )
-
-    rp = build()
-    return rp
+    args, kwargs = problem.rebuild(problem.data)
+    random = tuple(s.name for s in problem.random.layout.sites) if problem.random is not None else ()
+    with jax.enable_x64(True):
+        return bind(problem.require_model(), args, kwargs, jax.random.PRNGKey(0), random=random, reml=names)
 
 
 def _program(rp):
@@ -186,9 +179,7 @@ def _program(rp):
     )
 
 
-def _labels(rec, rp, names) -> list:
-    from ..core.sites import param_labels
-
+def _labels(rec, names) -> list:
     coords = dict(rec.problem.layout.coords)
     out = []
     for n in names:

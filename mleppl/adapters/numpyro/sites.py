@@ -22,7 +22,6 @@ deterministic site
 
 from __future__ import annotations
 
-import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -163,18 +162,19 @@ def _origin_value(site):
     try:  # one small compiled program per support and shape, not one per eager operation
         return _origin_program(fn.support, shape)
     except Exception:  # noqa: BLE001 - a support that is not a pytree (a user's constraint)
-        t = biject_to(fn.support)
-        return t(jnp.zeros(t.inverse_shape(shape)))
+        return _origin(fn.support, shape)
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _origin_program(support, shape):
-    """``biject_to(support)`` at the origin of its unconstrained space, compiled: the
-    bijection of a correlation Cholesky factor is ~50 eager operations, each compiled on
-    its own in a fresh process (0.9 s of XLA compilation at a first fit with
-    ``LKJCholesky``), against one program here."""
+def _origin(support, shape):
+    """``biject_to(support)`` at the origin of its unconstrained space."""
     t = biject_to(support)
     return t(jnp.zeros(t.inverse_shape(shape)))
+
+
+# compiled: the bijection of a correlation Cholesky factor is ~50 eager operations, each
+# compiled on its own in a fresh process (0.9 s of XLA compilation at a first fit with
+# LKJCholesky), against one program here
+_origin_program = jax.jit(_origin, static_argnums=1)
 
 
 def log_abs_det_jacobian(sites: tuple[Site, ...], unconstrained: dict) -> jax.Array:
