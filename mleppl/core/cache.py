@@ -11,6 +11,7 @@ that fits many distinct models (fresh closures, new shapes) stays bounded.
 from __future__ import annotations
 
 import collections
+import concurrent.futures
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["get_or_build", "get_or_build_fact", "clear", "info", "items", "jit", "named", "MAX_PROGRAMS"]
+__all__ = ["Program", "get_or_build", "get_or_build_fact", "clear", "info", "items", "jit", "named", "MAX_PROGRAMS"]
 
 # a session of ~20 models keeps each one's fit, probe, diagnosis and covariance programs
 MAX_PROGRAMS = 96
@@ -84,7 +85,7 @@ def jit(fn: Callable, *, hoist: bool = False, name: str | None = None) -> Callab
     if name is not None:
         fn = named(fn, name)
     if not hoist:
-        return jax.jit(fn)
+        return Program(jax.jit(fn))
     traced: dict = {}
     lock = threading.Lock()
 
@@ -106,6 +107,69 @@ def jit(fn: Callable, *, hoist: bool = False, name: str | None = None) -> Callab
         return jax.tree_util.tree_unflatten(out_tree, program(consts, *leaves))
 
     return run
+
+
+# XLA compiles in C++ with the GIL released: one background compilation runs on the second
+# core while the caller goes on (a GLMM's fit program compiles while its start is fitted).
+_AHEAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mleppl-compile")
+
+
+class Program:
+    """A ``jax.jit`` program that can be compiled ahead, in a background thread.
+
+    :meth:`ahead` traces and lowers the program for the given arguments in the calling
+    thread (tracing evaluates the model, whose NumPyro handler stack is process-wide: it
+    stays with the caller and its entry lock) and hands the XLA compilation to a background
+    thread. A call waits for that compilation and then reuses it (JAX's compilation cache
+    is shared by ``lower(...).compile()`` and the call). Other attributes are the jit's.
+    """
+
+    __slots__ = ("_jit", "_pending", "_called")
+
+    def __init__(self, jitted):
+        self._jit = jitted
+        self._pending = None
+        self._called = False
+
+    def __call__(self, *args):
+        self._called = True
+        pending = self._pending
+        if pending is not None:
+            self._pending = None
+            pending.result()  # errors of the ahead compilation surface in the call below
+        return self._jit(*args)
+
+    def ahead(self, *args) -> None:
+        """Start compiling for ``args`` (arrays or ``jax.ShapeDtypeStruct``) in the background;
+        nothing once the program has been called (a warm refit: no lowering to pay) or while
+        it is compiling."""
+        if self._called or self._pending is not None:
+            return
+        try:
+            lowered = self._jit.lower(*args)
+        except Exception:  # noqa: BLE001 - the call itself will raise it where it is wanted
+            return
+        self._pending = _AHEAD.submit(_compile, lowered)
+
+    def ahead_here(self, *args) -> None:
+        """Compile for ``args`` now, in the calling thread (while another program compiles in
+        the background); nothing once the program has been called."""
+        if self._called or self._pending is not None:
+            return
+        try:
+            self._jit.lower(*args).compile()
+        except Exception:  # noqa: BLE001 - the call itself will raise it where it is wanted
+            return
+
+    def __getattr__(self, name):
+        return getattr(self._jit, name)
+
+
+def _compile(lowered):
+    try:
+        lowered.compile()
+    except Exception:  # noqa: BLE001 - the call recompiles and raises in the caller's thread
+        pass
 
 
 def _weak(x) -> bool:

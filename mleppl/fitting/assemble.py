@@ -27,7 +27,7 @@ from ..core.warnings import (
 from ..model import latent
 from ..uncertainty import diagnose as diag
 from ..uncertainty.information import delta_cov, invert_information, restrict
-from .program import batch_negloglik
+from .program import batch_negloglik, conditional_program
 
 __all__ = ["assemble", "find_issues", "inverse"]
 
@@ -255,14 +255,7 @@ def _random_effects(problem, z, cov_z) -> dict:
         return {}
     import jax
 
-    pr = problem.static()
-    prog = cache.get_or_build(
-        (*pr.structure_key, "conditional"),
-        lambda: cache.jit(
-            lambda zz, data: latent.conditional(pr, zz, data), hoist=pr.constants, name="conditional"
-        ),
-    )
-    theta, sd, cov, jac = jax.device_get(prog(z, problem.data))
+    theta, sd, cov, jac = jax.device_get(conditional_program(problem)(z, problem.data))
     layout = problem.random.layout
     modes, sds = layout.split(np.asarray(theta)), layout.split(np.asarray(sd))
     names = problem.random.restricted

@@ -28,7 +28,7 @@ from ..uncertainty.information import invert_information
 from .assemble import assemble, find_issues, inverse
 from .buckets import padded
 from .nan_hessian import rescue
-from .program import METHODS, batch_negloglik, fit_program, resolve_method
+from .program import METHODS, batch_negloglik, conditional_program, fit_program, resolve_method
 from .starts import (
     FIXED_START_ROWS,
     MAX_INIT_ATTEMPTS,
@@ -434,6 +434,12 @@ def _single_start(problem, init, key, meth, steps, tol, scale, quick: bool = Fal
     )
     for attempt in range(MAX_INIT_ATTEMPTS):
         z0 = start(problem, init, key, attempt)
+        if attempt == 0 and problem.random is not None:
+            # a first fit: its program compiles on the second core while the conditional-modes
+            # program of the result (and the fixed-part start) compile here; nothing once
+            # they have run
+            prog.ahead(fitp.data, z0, scale)
+            conditional_program(problem).ahead_here(z0, problem.data)
         if attempt == 0 and fixed_start:
             moved = fixed_part_start(problem, z0)
             out = prog(fitp.data, moved, scale)

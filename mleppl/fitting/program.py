@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..core import cache, options
+from ..model import latent
 from ..solvers.batched import FAST_MAX_STEPS, line_search_newton, pooled_line_search_newton
 from ..solvers.minimize import minimize
 
@@ -21,6 +22,7 @@ __all__ = [
     "POOL_BLOCK",
     "bounded_mask",
     "batch_negloglik",
+    "conditional_program",
     "resolve_method",
     "METHODS",
 ]
@@ -64,6 +66,18 @@ def batch_negloglik(problem):
         return cache.jit(many, hoist=pr.constants, name="batch_negloglik")
 
     return cache.get_or_build((*problem.structure_key, "batch-nll"), build)
+
+
+def conditional_program(problem):
+    """``(z, data) -> (theta, sd, cov, jac)``: the random effects' conditional modes and SDs
+    at z (:func:`mleppl.model.latent.conditional`), compiled and cached per structure."""
+    pr = problem.static()
+    return cache.get_or_build(
+        (*pr.structure_key, "conditional"),
+        lambda: cache.jit(
+            lambda zz, data: latent.conditional(pr, zz, data), hoist=pr.constants, name="conditional"
+        ),
+    )
 
 
 def bounded_mask(layout) -> np.ndarray:
