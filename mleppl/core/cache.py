@@ -20,7 +20,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Program", "get_or_build", "get_or_build_fact", "clear", "info", "items", "jit", "named", "MAX_PROGRAMS"]
+__all__ = [
+    "Program",
+    "get_or_build",
+    "get_or_build_fact",
+    "clear",
+    "info",
+    "items",
+    "jit",
+    "named",
+    "MAX_PROGRAMS",
+]
 
 # a session of ~20 models keeps each one's fit, probe, diagnosis and covariance programs
 MAX_PROGRAMS = 96

@@ -13,7 +13,6 @@ import warnings
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import cache
 from ..core.records import InverseInformation, frozen_array, frozen_dict, mask_cov
 from ..core.sites import Layout, split_flat
 from ..core.status import Status, succeeded
@@ -24,7 +23,6 @@ from ..core.warnings import (
     IdentifiabilityWarning,
     SeparationWarning,
 )
-from ..model import latent
 from ..uncertainty import diagnose as diag
 from ..uncertainty.information import delta_cov, invert_information, restrict
 from .program import batch_negloglik, conditional_program
