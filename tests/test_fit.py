@@ -254,3 +254,45 @@ def test_second_fit_of_same_shapes_does_not_recompile(rng):
     assert res.converged
     assert mleppl.cache_info()["size"] == n_programs
     assert prog._cache_size() == compiled
+
+
+def test_random_effects_fit_compiled_ahead_once_each(rng):
+    """The fit program compiled in the background and the conditional-modes program compiled
+    ahead are each compiled once (the call reuses the ahead compilation), and the fit equals
+    one whose programs compile on first call."""
+    compiles = []
+
+    def listen(event, duration, **kw):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(str(kw.get("fun_name", "")))
+
+    def model(x, g, n_groups, y=None):
+        b = numpyro.sample("b", dist.Normal(0, 10).expand([2]).to_event(1))
+        s = numpyro.sample("s", dist.HalfNormal(2))
+        with numpyro.plate("group", n_groups):
+            u = numpyro.sample("u", dist.Normal(0, s))
+        with numpyro.plate("obs", x.shape[0]):
+            numpyro.sample("y", dist.Poisson(jnp.exp(b[0] + b[1] * x + u[g])), obs=y)
+
+    g = np.repeat(np.arange(12), 6)
+    x = rng.normal(size=g.size)
+    y = rng.poisson(np.exp(0.3 + 0.5 * x + rng.normal(0, 0.5, 12)[g])).astype(np.float64)
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        res = fit_mle(model, x, g, 12, y=y, random=["u"])
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert compiles.count("jit(mleppl_fit)") == 1
+    assert compiles.count("jit(mleppl_conditional)") == 1
+    mleppl.clear_cache()  # the same fit with every program compiled on its first call
+    progs = []
+    orig = cache.Program.ahead, cache.Program.ahead_here
+    try:
+        cache.Program.ahead = cache.Program.ahead_here = lambda self, *a: progs.append(self)
+        again = fit_mle(model, x, g, 12, y=y, random=["u"])
+    finally:
+        cache.Program.ahead, cache.Program.ahead_here = orig
+    assert len(progs) == 2
+    np.testing.assert_array_equal(res.params["b"], again.params["b"])
+    np.testing.assert_array_equal(res.se["b"], again.se["b"])
+    np.testing.assert_array_equal(res.random_modes["u"], again.random_modes["u"])
