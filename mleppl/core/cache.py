@@ -116,7 +116,7 @@ def jit(fn: Callable, *, hoist: bool = False, name: str | None = None) -> Callab
         program, consts, out_tree = hit
         return jax.tree_util.tree_unflatten(out_tree, program(consts, *leaves))
 
-    return run
+    return Program(run)  # compiled on its call: nothing to compile ahead
 
 
 # XLA compiles in C++ with the GIL released: one background compilation runs on the second
@@ -125,7 +125,8 @@ _AHEAD = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix
 
 
 class Program:
-    """A ``jax.jit`` program that can be compiled ahead, in a background thread.
+    """A compiled program (a ``jax.jit``, or :func:`jit`'s hoisting runner); a ``jax.jit``
+    one can be compiled ahead, in a background thread.
 
     :meth:`ahead` traces and lowers the program for the given arguments in the calling
     thread (tracing evaluates the model, whose NumPyro handler stack is process-wide: it
@@ -153,23 +154,26 @@ class Program:
         """Start compiling for ``args`` (arrays or ``jax.ShapeDtypeStruct``) in the background;
         nothing once the program has been called (a warm refit: no lowering to pay) or while
         it is compiling."""
-        if self._called or self._pending is not None:
-            return
-        try:
-            lowered = self._jit.lower(*args)
-        except Exception:  # noqa: BLE001 - the call itself will raise it where it is wanted
-            return
-        self._pending = _AHEAD.submit(_compile, lowered)
+        lowered = self._lowered(args)
+        if lowered is not None:
+            self._pending = _AHEAD.submit(_compile, lowered)
 
     def ahead_here(self, *args) -> None:
         """Compile for ``args`` now, in the calling thread (while another program compiles in
         the background); nothing once the program has been called."""
-        if self._called or self._pending is not None:
-            return
+        lowered = self._lowered(args)
+        if lowered is not None:
+            _compile(lowered)
+
+    def _lowered(self, args):
+        """The program lowered for ``args``, or None where there is nothing to compile ahead:
+        called already, compiling, or a hoisted program (traced per signature on its call)."""
+        if self._called or self._pending is not None or not hasattr(self._jit, "lower"):
+            return None
         try:
-            self._jit.lower(*args).compile()
+            return self._jit.lower(*args)
         except Exception:  # noqa: BLE001 - the call itself will raise it where it is wanted
-            return
+            return None
 
     def __getattr__(self, name):
         return getattr(self._jit, name)
