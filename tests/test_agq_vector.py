@@ -28,7 +28,9 @@ def slope_logit(x, g, n_groups, y=None):
         numpyro.sample("y", dist.Bernoulli(logits=eta), obs=y)
 
 
-def _data(G=6, per=8, seed=4):
+def _data(G=8, per=8, seed=2):
+    # Eight groups of eight: both fits are interior. (On six groups of eight, seed 4, the
+    # Laplace fit runs the correlation to ±1 and is honestly reported as not converged.)
     rng = np.random.default_rng(seed)
     g = np.repeat(np.arange(G), per)
     x = rng.normal(size=G * per)
