@@ -236,6 +236,34 @@ def enable_persistent_cache() -> str | None:
     except OSError:  # a read-only home: go on without the cache
         return None
     jax.config.update("jax_compilation_cache_dir", folder)
+    global _OWN_CACHE
+    _OWN_CACHE = folder
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     return folder
+
+
+_OWN_CACHE: str | None = None  # the folder enable_persistent_cache chose (not the user's)
+
+
+def off_across_processes() -> None:
+    """Turn mleppl's own persistent cache off once JAX runs several processes.
+
+    Under ``jax.distributed`` with gloo, a process that loads a program from the shared cache
+    folder while the other compiles it left both waiting in the fit's first collective
+    (measured: a two-process logistic fit hung on its second run, and returned in 5.8 s
+    with the cache off). A cache folder the user chose is left as it is. Each entry point
+    calls this; after the first multi-process call it costs one comparison.
+    """
+    global _OWN_CACHE
+    if _OWN_CACHE is None:
+        return
+    import jax
+
+    if not jax.distributed.is_initialized():
+        return
+    from jax.experimental.compilation_cache import compilation_cache
+
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
+    _OWN_CACHE = None

@@ -17,6 +17,8 @@ from collections.abc import Callable
 
 import jax
 
+from . import cache
+
 __all__ = ["float64"]
 
 _ENTRY_LOCK = threading.RLock()
@@ -31,6 +33,8 @@ def float64[F: Callable](fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        if cache._OWN_CACHE is not None:
+            cache.off_across_processes()
         with _ENTRY_LOCK, jax.enable_x64(True):
             return fn(*args, **kwargs)
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..adapters import numpyro as npa
 from ..adapters.numpyro import ParamValueError
-from ..core import cache
+from ..core import cache, hostview
 from ..core.sites import Layout
 from ..core.x64 import float64
 from . import latent
@@ -414,10 +414,14 @@ def check_indices(labels, leaves, uses) -> None:
     pandas' missing-category code −1 would otherwise fit a different model silently.
     """
     for i, size in uses:
-        a = np.asarray(leaves[i])
-        if a.size == 0 or a.dtype.kind not in "iu":
+        a = leaves[i]
+        if np.size(a) == 0 or hostview.dtype_of(a).kind not in "iu":
             continue
-        lo, hi = int(a.min()), int(a.max())
+        if hostview.is_global(a):  # rows on other processes: the range is reduced where they are
+            lo, hi = (int(v) for v in hostview.on_devices(lambda x: (jnp.min(x), jnp.max(x)), a))
+        else:
+            a = np.asarray(a)
+            lo, hi = int(a.min()), int(a.max())
         if lo >= 0 and hi < size:
             continue
         hint = (

@@ -14,6 +14,7 @@ from numpyro import handlers
 from numpyro.distributions import constraints
 from numpyro.distributions.transforms import biject_to
 
+from ...core import hostview
 from ...core.sites import Site
 from .enumeration import discrete_support_size
 from .masks import observation_mask, observation_weight
@@ -123,7 +124,7 @@ def _describe_observed(tr: dict, name: str) -> ObservedSite:
         name=name,
         label=display_name(tr, name),
         kind=observed_kind(tr, name),
-        value=np.asarray(site["value"]),
+        value=hostview.keep(site["value"]),
         batch_shape=tuple(fn.batch_shape),
         event_dim=int(fn.event_dim),
         plates=tuple((f.name, int(f.dim), int(f.size)) for f in frames),

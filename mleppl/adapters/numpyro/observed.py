@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 from numpyro.distributions import constraints
 
-from .masks import _site_weight, site_mask
+from ...core import hostview
+from .masks import _site_weight, global_mask, site_mask
 
 
 def base_distribution(fn):
@@ -74,13 +75,14 @@ def observed_count(tr: dict, name: str) -> int:
     site = tr[name]
     if np.size(site["value"]) == 0 and observed_kind(tr, name) != "factor":
         return 0
-    mask = site_mask(site, xp=np)
     shape = tuple(site["fn"].batch_shape)
-    weight_zero = site.get("scale") is not None and np.all(np.asarray(site["scale"]) == 0)
+    scale = site.get("scale")
+    weight_zero = scale is not None and hostview.count_true(lambda xp, s: s != 0, scale) == 0
     if weight_zero:
         return 0
+    mask = site_mask(site, xp=jnp if global_mask(site) else np)
     if mask is not None:
-        return int(np.count_nonzero(np.broadcast_to(mask, shape)))
+        return hostview.count_true(lambda xp, m: xp.broadcast_to(m, shape), mask)
     return int(math.prod(shape))
 
 
@@ -118,10 +120,28 @@ def observed_shape_problem(tr: dict, name: str) -> str | None:
 
 
 def observed_outside_support(tr: dict, name: str) -> str | None:
-    """A description of unmasked data outside the site's support, or None."""
+    """A description of unmasked data outside the site's support, or None (counted where the
+    rows are for a global array of several processes)."""
     site = tr[name]
     fn = site["fn"]
     value = site["value"]
+    base = fn
+    while hasattr(base, "base_dist"):  # Expanded / Masked / Independent wrappers
+        base = base.base_dist
+    if hostview.any_global(value) or global_mask(site):
+        mask = site_mask(site, xp=jnp)
+
+        def outside(xp, v, *m):
+            inside = fn.support(v)
+            if m:
+                inside = inside | ~xp.broadcast_to(m[0], inside.shape)
+            return ~inside
+
+        try:
+            n_bad = hostview.count_true(outside, value, *(() if mask is None else (mask,)))
+        except Exception:  # noqa: BLE001 - a support that cannot be checked is not checked
+            return None
+        return None if n_bad == 0 else f"got {n_bad} value(s) outside {fn.support} for {type(base).__name__}"
     try:
         inside = np.asarray(fn.support(value))
     except Exception:  # noqa: BLE001 - a support that cannot be checked is not checked
@@ -134,9 +154,6 @@ def observed_outside_support(tr: dict, name: str) -> str | None:
     v = np.asarray(value)
     bad = ~inside
     example = v[bad] if bad.shape == v.shape[: bad.ndim] else v
-    base = fn
-    while hasattr(base, "base_dist"):  # Expanded / Masked / Independent wrappers
-        base = base.base_dist
     return (
         f"got {int(bad.sum())} value(s) outside {fn.support} (e.g. {np.ravel(example)[:3].tolist()}) "
         f"for {type(base).__name__}"
@@ -144,16 +161,21 @@ def observed_outside_support(tr: dict, name: str) -> str | None:
 
 
 def observed_nonfinite(tr: dict, name: str) -> int:
-    """Number of non-finite data values at an observed site that are not masked out."""
+    """Number of non-finite data values at an observed site that are not masked out (counted
+    where the rows are for a global array of several processes)."""
     site = tr[name]
-    value = np.asarray(site["value"])
-    if not np.issubdtype(value.dtype, np.number):
+    value = site["value"]
+    if not np.issubdtype(hostview.dtype_of(value), np.number):
         return 0
-    bad = ~np.isfinite(value)
-    mask = site_mask(site, xp=np)
-    if mask is not None:
-        fn = site["fn"]
-        m = np.asarray(mask)
-        m = np.broadcast_to(m.reshape(m.shape + (1,) * fn.event_dim), value.shape) if m.ndim else m
-        bad = bad & m.astype(bool)
-    return int(np.sum(bad))
+    fn = site["fn"]
+    mask = site_mask(site, xp=jnp if hostview.any_global(value) or global_mask(site) else np)
+
+    def bad(xp, v, *m):
+        out = ~xp.isfinite(v)
+        if m:
+            mm = xp.asarray(m[0])
+            mm = xp.broadcast_to(mm.reshape(mm.shape + (1,) * fn.event_dim), v.shape) if mm.ndim else mm
+            out = out & mm.astype(bool)
+        return out
+
+    return hostview.count_true(bad, value, *(() if mask is None else (mask,)))
