@@ -30,7 +30,8 @@ def nb2(X, y=None):
 
 def data(n=1000, G=40, B=8, m=200, seed=0):
     """A logistic dataset, a random-intercept one whose groups lie in both halves' processes
-    (groups 0–19 in the first half of the rows, 20–39 in the second), and B NB2 datasets."""
+    (groups 0–19 in the first half of the rows, 20–39 in the second), cluster labels for
+    the logistic rows, and B NB2 datasets."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 3))
     y = (rng.uniform(size=n) < 1 / (1 + np.exp(-X @ [0.5, -1.0, 0.2]))).astype(np.float64)
@@ -40,4 +41,5 @@ def data(n=1000, G=40, B=8, m=200, seed=0):
     Xs = np.column_stack([np.ones(m), rng.normal(size=m)])
     mu = np.exp(Xs @ [1.0, 0.5])
     Y = rng.negative_binomial(2, 2 / (2 + mu), size=(B, m)).astype(np.float64)
-    return {"X": X, "y": y, "x1": x1, "gid": gid, "G": G, "yg": yg, "Xs": Xs, "Y": Y}
+    clusters = np.repeat(np.arange(50), n // 50)  # 25 clusters in each process
+    return {"X": X, "y": y, "clusters": clusters, "x1": x1, "gid": gid, "G": G, "yg": yg, "Xs": Xs, "Y": Y}

@@ -2,7 +2,9 @@
 
 Each process holds half of the rows of every dataset as a global array; the fits it gets
 must equal one process's fits on the whole data (estimates 1e-9, standard errors 1e-8
-relative), on both processes.
+relative), on both processes: ``fit_mle`` with and without random effects (groups in both
+processes), ``with_cov`` (hc0, cluster), ``summary``, ``bootstrap`` (nonparametric and
+parametric, the same draws for the same key) and ``fit_many`` split along its batch axis.
 """
 
 from __future__ import annotations
@@ -62,11 +64,16 @@ def one_process():
     res = mleppl.fit_mle(logit, d["X"], y=d["y"])
     re = mleppl.fit_mle(glmm, d["x1"], d["gid"], d["G"], y=d["yg"], random=["u"])
     many = mleppl.fit_many(nb2, d["Xs"], y=d["Y"])
+    boot = mleppl.bootstrap(res, 40, rng_key=1)
     return {
         "b": res.params["b"],
         "se": res.se["b"],
         "loglik": res.loglik,
         "hc0": res.with_cov("hc0").se["b"],
+        "cluster": res.with_cov("cluster", groups=d["clusters"]).se["b"],
+        "boot": boot.flat,
+        "pboot": mleppl.bootstrap(res, 40, kind="parametric", rng_key=2).flat,
+        "boot_accel": boot.acceleration,
         "table": res.summary().to_numpy(dtype=float),
         "re_b": re.params["b"],
         "re_s": re.params["s"],
@@ -77,10 +84,11 @@ def one_process():
     }
 
 
-ESTIMATES = ("b", "loglik", "re_b", "re_s", "re_loglik", "many_b")
-SES = ("se", "hc0", "table", "re_se", "many_se")
+ESTIMATES = ("b", "loglik", "re_b", "re_s", "re_loglik", "many_b", "boot", "pboot")
+SES = ("se", "hc0", "cluster", "table", "re_se", "many_se", "boot_accel")
 
 
+@pytest.mark.slow  # three processes' first compilations (about 25 s): the slow target, which CI runs
 @pytest.mark.parametrize("process", [0, 1])
 def test_two_processes_give_the_one_process_fit(two_processes, one_process, process):
     got = two_processes[process]

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..adapters import numpyro as npa
-from ..core import cache
+from ..core import cache, hostview
 from ..core.options import positive_int
 from ..core.records import FitRecord, frozen_array, frozen_dict
 from ..core.stats import check_level
@@ -259,10 +259,18 @@ def _acceleration(rec, pr) -> np.ndarray:
         s = scores(pr, rec.z)
     except ValueError:
         return np.full(len(rec.param_names), np.nan)
-    cov_z = np.where(np.isfinite(rec.cov_z), rec.cov_z, 0.0)
-    u = s @ cov_z @ np.asarray(rec.jacobian).T  # (units, k): J H⁻¹ s_i
+    a = np.where(np.isfinite(rec.cov_z), rec.cov_z, 0.0) @ np.asarray(rec.jacobian).T
+
+    def moments(xp, s, a):
+        u = s @ a  # (units, k): J H⁻¹ s_i
+        return xp.sum(u**3, axis=0), xp.sum(u**2, axis=0)
+
+    if hostview.is_global(s):  # units on several processes: the sums are reduced where they are
+        m3, m2 = hostview.on_devices(lambda s, a: moments(jnp, s, a), s, jnp.asarray(a))
+    else:
+        m3, m2 = moments(np, s, a)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.sum(u**3, axis=0) / (6.0 * np.sum(u**2, axis=0) ** 1.5)
+        return m3 / (6.0 * m2**1.5)
 
 
 def _check(rec, n_boot, kind, chunk_size):

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..core import cache
+from ..core import cache, hostview
 from ..core.records import InverseInformation, mask_cov
 from ..model.units import observation_units, unit_loglik, unit_problem, unit_weights
 from .information import delta_cov, invert_information, restrict
@@ -74,7 +74,8 @@ def meat(problem, z, codes=None, n_groups: int | None = None) -> np.ndarray:
 
 
 def scores(problem, z) -> np.ndarray:
-    r"""Per-observation scores :math:`s_i = \nabla_z \log L_i(\hat z)`, shape (units, p).
+    r"""Per-observation scores :math:`s_i = \nabla_z \log L_i(\hat z)`, shape (units, p): NumPy,
+    or a global array left on its devices when the units lie in several processes.
 
     Rows follow the unit grid of :func:`mleppl.model.units.observation_units` in
     C order; the columns follow the unconstrained vector ``z``.
@@ -82,6 +83,8 @@ def scores(problem, z) -> np.ndarray:
     problem = unit_problem(problem, z)
     spec = observation_units(problem)
     s = _score_program(problem, spec)(jnp.asarray(z), problem.data)
+    if hostview.is_global(s):  # units on several processes: the scores stay where they are
+        return s
     return np.asarray(jax.device_get(s), dtype=np.float64)
 
 
@@ -91,13 +94,16 @@ def _check_groups(groups, n_units: int, marginal: bool = False) -> np.ndarray:
         if marginal:  # the random-effect groups are the clusters
             return np.arange(n_units)
         raise ValueError("groups: expected one cluster label per observation for kind='cluster', got None")
-    g = np.asarray(groups)
+    g = groups if hostview.is_global(groups) else np.asarray(groups)
     if g.ndim != 1 or g.shape[0] != n_units:
         raise ValueError(
             f"groups: expected a 1-D array of {n_units} labels (one per {what}), got shape {g.shape}"
         )
-    if g.dtype.kind == "f" and not np.all(np.isfinite(g)):
+    if g.dtype.kind == "f" and hostview.count_true(lambda xp, a: ~xp.isfinite(a), g):
         raise ValueError("groups: expected finite labels, got NaN/inf")
+    if hostview.is_global(g):  # labels on several processes: coded where they are
+        k = int(hostview.on_devices(lambda a: jnp.sum(jnp.diff(jnp.sort(a)) != 0) + 1, g))
+        return jax.jit(lambda a: jnp.unique(a, size=k, return_inverse=True)[1].reshape(-1))(g)
     return np.unique(g, return_inverse=True)[1].reshape(-1)
 
 
@@ -132,7 +138,7 @@ def cov_z_of_kind(rec, kind: str, groups=None) -> InverseInformation:
             out = out._replace(cov=out.cov * (n / (n - p)))
         return out
     codes = _check_groups(groups, weights.shape[0], units.marginal)
-    n_groups = int(codes.max()) + 1
+    n_groups = int(hostview.on_devices(jnp.max, codes) if hostview.is_global(codes) else codes.max()) + 1
     if n_groups < 2:
         raise ValueError(f"groups: expected at least 2 distinct clusters, got {n_groups}")
     out = _sandwich(inv, meat(problem, rec.z, codes, n_groups))
