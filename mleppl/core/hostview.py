@@ -4,8 +4,8 @@ Under JAX's multi-controller runtime (``jax.distributed``) a global ``jax.Array`
 on every process, and NumPy cannot read it (JAX refuses to fetch non-process-local values).
 Binding checks (finite values, supports, counts) therefore run as small compiled
 reductions where the rows are, and only their scalar results, replicated on every process,
-come back; a copy of the whole array is made only where a report needs one (ArviZ's
-observed data), by an all-gather. Arrays of one process take the NumPy path, as before.
+come back, and such arrays are kept as they are, never copied to a host. Arrays of one
+process take the NumPy path, as before.
 """
 
 from __future__ import annotations
@@ -27,26 +27,11 @@ def any_global(*xs) -> bool:
     return any(is_global(leaf) for leaf in jax.tree_util.tree_leaves(xs))
 
 
-def multiprocess() -> bool:
-    """True when JAX runs more than one process (``jax.distributed``)."""
-    return jax.process_count() > 1
-
-
 def on_devices(fn: Callable, *args):
     """``fn(*args)`` (written with ``jax.numpy``) compiled and run where the arrays are; its
     result, small and replicated on every process, returned as NumPy."""
     out = jax.jit(fn)(*args)
     return jax.tree_util.tree_map(np.asarray, out)
-
-
-def host(x) -> np.ndarray:
-    """The whole value of ``x`` as NumPy on this process (an all-gather for a global array:
-    use only for reporting, never in a fit)."""
-    if is_global(x):
-        from jax.experimental import multihost_utils
-
-        return np.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return np.asarray(x)
 
 
 def count_true(pred: Callable, *args) -> int:
@@ -61,11 +46,6 @@ def keep(x):
     """A host record of ``x``: NumPy for an array of this process, the global array itself
     (immutable, left where its rows are) for one spanning several processes."""
     return x if is_global(x) else np.asarray(x)
-
-
-def xp_for(*xs):
-    """``jax.numpy`` when any of ``xs`` is global (the work runs where its rows are), else NumPy."""
-    return jnp if any_global(*xs) else np
 
 
 def dtype_of(x) -> np.dtype:
