@@ -209,6 +209,9 @@ def items() -> list[tuple]:
         return list(_store.items())
 
 
+_OWN_CACHE: str | None = None  # the folder enable_persistent_cache chose (not the user's)
+
+
 def enable_persistent_cache() -> str | None:
     """Turn on JAX's persistent compilation cache in a user cache folder, unless the user chose.
 
@@ -241,9 +244,6 @@ def enable_persistent_cache() -> str | None:
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     return folder
-
-
-_OWN_CACHE: str | None = None  # the folder enable_persistent_cache chose (not the user's)
 
 
 def off_across_processes() -> None:

@@ -66,11 +66,10 @@ def observation_weight(tr: dict, name: str) -> np.ndarray:
     ``weight`` of :func:`loglik_terms` without evaluating any log-density (bind-time cost
     at 10⁴ rows: 1.4 ms that way)."""
     site = tr[name]
-    if global_mask(site) or hostview.any_global(
-        site.get("scale")
-    ):  # rows on other processes: computed where they are, kept there
-        return jnp.asarray(_site_weight(site, tuple(site["fn"].batch_shape), jnp.float64, jnp), jnp.float64)
-    return np.array(_site_weight(site, tuple(site["fn"].batch_shape), np.float64, np), dtype=np.float64)
+    shape = tuple(site["fn"].batch_shape)
+    if global_mask(site) or hostview.any_global(site.get("scale")):
+        return _site_weight(site, shape, jnp.float64, jnp)  # rows on other processes: kept there
+    return np.array(_site_weight(site, shape, np.float64, np), dtype=np.float64)
 
 
 def observation_mask(tr: dict, name: str) -> np.ndarray | None:
